@@ -1,0 +1,240 @@
+//! Configuration from the environment: typed structs built once, errors that name the variable.
+//!
+//! Everything reads through [`Env`], so tests build configurations from literal maps instead of
+//! mutating the process environment.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::str::FromStr;
+
+use crate::secret::Secret;
+
+/// Where configuration values come from.
+pub trait Env {
+    /// The value of `name`, if set.
+    fn var(&self, name: &str) -> Option<String>;
+}
+
+/// The process environment.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct ProcessEnv;
+
+impl Env for ProcessEnv {
+    fn var(&self, name: &str) -> Option<String> {
+        std::env::var(name).ok()
+    }
+}
+
+impl Env for HashMap<String, String> {
+    fn var(&self, name: &str) -> Option<String> {
+        self.get(name).cloned()
+    }
+}
+
+impl Env for HashMap<&str, &str> {
+    fn var(&self, name: &str) -> Option<String> {
+        self.get(name).map(|v| (*v).to_owned())
+    }
+}
+
+/// A configuration error; the message always names the variable.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum ConfigError {
+    /// A required variable is unset or empty.
+    #[error("{0} is not set")]
+    Missing(&'static str),
+    /// A variable is set but unusable.
+    #[error("{name} is invalid: {reason}")]
+    Invalid {
+        /// The variable.
+        name: &'static str,
+        /// What is wrong with it (never the value of a secret).
+        reason: String,
+    },
+}
+
+/// A set, non-empty (after trimming) variable.
+pub fn optional(env: &dyn Env, name: &str) -> Option<String> {
+    env.var(name)
+        .map(|v| v.trim().to_owned())
+        .filter(|v| !v.is_empty())
+}
+
+/// A required variable.
+pub fn required(env: &dyn Env, name: &'static str) -> Result<String, ConfigError> {
+    optional(env, name).ok_or(ConfigError::Missing(name))
+}
+
+/// A required secret of at least `min_len` bytes.
+pub fn required_secret(
+    env: &dyn Env,
+    name: &'static str,
+    min_len: usize,
+) -> Result<Secret, ConfigError> {
+    let value = required(env, name)?;
+    if value.len() < min_len {
+        return Err(ConfigError::Invalid {
+            name,
+            reason: format!("must be at least {min_len} characters long"),
+        });
+    }
+    Ok(Secret::new(value))
+}
+
+/// An optional variable parsed with `FromStr`, or `default` when unset.
+pub fn parsed<T>(env: &dyn Env, name: &'static str, default: T) -> Result<T, ConfigError>
+where
+    T: FromStr,
+    T::Err: std::fmt::Display,
+{
+    match optional(env, name) {
+        None => Ok(default),
+        Some(v) => v.parse().map_err(|e: T::Err| ConfigError::Invalid {
+            name,
+            reason: e.to_string(),
+        }),
+    }
+}
+
+/// A boolean flag: `1`, `true`, `yes`, `on` (any case) are true; unset is false.
+pub fn flag(env: &dyn Env, name: &'static str) -> Result<bool, ConfigError> {
+    match optional(env, name).map(|v| v.to_ascii_lowercase()) {
+        None => Ok(false),
+        Some(v) if matches!(v.as_str(), "1" | "true" | "yes" | "on") => Ok(true),
+        Some(v) if matches!(v.as_str(), "0" | "false" | "no" | "off") => Ok(false),
+        Some(_) => Err(ConfigError::Invalid {
+            name,
+            reason: "expected 1/0, true/false, yes/no or on/off".into(),
+        }),
+    }
+}
+
+/// An `http(s)://` base URL without a trailing slash.
+pub fn base_url(env: &dyn Env, name: &'static str, default: &str) -> Result<String, ConfigError> {
+    let value = optional(env, name).unwrap_or_else(|| default.to_owned());
+    match url::Url::parse(&value) {
+        Ok(u) if matches!(u.scheme(), "http" | "https") && u.host().is_some() => {
+            Ok(value.trim_end_matches('/').to_owned())
+        }
+        _ => Err(ConfigError::Invalid {
+            name,
+            reason: "expected an http:// or https:// URL".into(),
+        }),
+    }
+}
+
+/// Settings every binary shares.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SharedConfig {
+    /// `HOOKLINE_TABLE`: the DynamoDB table; `None` selects the embedded store.
+    pub table: Option<String>,
+    /// `HOOKLINE_DATA_DIR`: the embedded store's folder.
+    pub data_dir: PathBuf,
+    /// `HOOKLINE_BIND`: the address `serve` listens on.
+    pub bind: SocketAddr,
+    /// `HOOKLINE_TRUST_PROXY`: take the client address from `X-Forwarded-For`.
+    pub trust_proxy: bool,
+}
+
+/// The default `HOOKLINE_BIND`.
+pub const DEFAULT_BIND: &str = "127.0.0.1:3000";
+
+impl SharedConfig {
+    /// Reads the process environment.
+    pub fn from_env() -> Result<Self, ConfigError> {
+        Self::from_source(&ProcessEnv)
+    }
+
+    /// Reads any [`Env`].
+    pub fn from_source(env: &dyn Env) -> Result<Self, ConfigError> {
+        // Under Lambda only /tmp is writable.
+        let default_dir = if env.var("AWS_LAMBDA_RUNTIME_API").is_some() {
+            "/tmp/.hookline"
+        } else {
+            "./.hookline"
+        };
+        Ok(Self {
+            table: optional(env, "HOOKLINE_TABLE"),
+            data_dir: PathBuf::from(
+                optional(env, "HOOKLINE_DATA_DIR").unwrap_or_else(|| default_dir.into()),
+            ),
+            bind: parsed(
+                env,
+                "HOOKLINE_BIND",
+                DEFAULT_BIND
+                    .parse()
+                    .map_err(|_| ConfigError::Missing("HOOKLINE_BIND"))?,
+            )?,
+            trust_proxy: flag(env, "HOOKLINE_TRUST_PROXY")?,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn errors_name_the_variable() {
+        let env: HashMap<&str, &str> = HashMap::from([("HOOKLINE_BIND", "not an address")]);
+        let err = SharedConfig::from_source(&env).unwrap_err();
+        assert!(
+            err.to_string().starts_with("HOOKLINE_BIND is invalid"),
+            "{err}"
+        );
+        assert_eq!(
+            required(&env, "TAILCHAT_URL").unwrap_err().to_string(),
+            "TAILCHAT_URL is not set"
+        );
+    }
+
+    #[test]
+    fn defaults_apply_when_unset_or_blank() {
+        let env: HashMap<&str, &str> = HashMap::from([("HOOKLINE_TABLE", "  ")]);
+        let cfg = SharedConfig::from_source(&env).unwrap();
+        assert_eq!(cfg.table, None);
+        assert_eq!(cfg.bind.to_string(), DEFAULT_BIND);
+        assert_eq!(cfg.data_dir, PathBuf::from("./.hookline"));
+        assert!(!cfg.trust_proxy);
+    }
+
+    #[test]
+    fn lambda_defaults_the_data_dir_to_tmp() {
+        let env: HashMap<&str, &str> =
+            HashMap::from([("AWS_LAMBDA_RUNTIME_API", "127.0.0.1:9001")]);
+        assert_eq!(
+            SharedConfig::from_source(&env).unwrap().data_dir,
+            PathBuf::from("/tmp/.hookline")
+        );
+    }
+
+    #[test]
+    fn short_secrets_are_refused_without_echoing_them() {
+        let env: HashMap<&str, &str> = HashMap::from([("TOKEN", "short")]);
+        let err = required_secret(&env, "TOKEN", 16).unwrap_err();
+        assert!(!err.to_string().contains("short"), "{err}");
+    }
+
+    #[test]
+    fn base_urls_lose_their_trailing_slash_and_must_be_http() {
+        let env: HashMap<&str, &str> =
+            HashMap::from([("A", "https://x.example/"), ("B", "ftp://x")]);
+        assert_eq!(
+            base_url(&env, "A", "http://d").unwrap(),
+            "https://x.example"
+        );
+        assert!(base_url(&env, "B", "http://d").is_err());
+        assert_eq!(
+            base_url(&env, "C", "http://d.example").unwrap(),
+            "http://d.example"
+        );
+    }
+
+    #[test]
+    fn flags_reject_unclear_values() {
+        let env: HashMap<&str, &str> = HashMap::from([("F", "maybe"), ("T", "1")]);
+        assert!(flag(&env, "F").is_err());
+        assert!(flag(&env, "T").unwrap());
+    }
+}

@@ -1,0 +1,28 @@
+//! # hookline (shared)
+//!
+//! Everything platform-neutral: the neutral [`model`], the webhook [`pipeline`] (verify → decode
+//! → claim → bot → send → complete → ack) behind one [`pipeline::Adapter`] trait, the single
+//! [`error::HookError`] that decides every status code, the [`store::StateStore`] with its
+//! DynamoDB and embedded backends, [`idempotency`], cached [`credential`]s, the default [`bot`],
+//! the outbound [`http`] client, and the [`runtime`] switch between Lambda and a local server.
+//!
+//! Environment: `HOOKLINE_TABLE` (DynamoDB table; unset → embedded store), `HOOKLINE_DATA_DIR`
+//! (embedded store folder, default `./.hookline`, `/tmp/.hookline` under Lambda),
+//! `HOOKLINE_BIND` (default `127.0.0.1:3000`), `HOOKLINE_TRUST_PROXY`, `RUST_LOG`, and the
+//! standard AWS variables.
+#![warn(missing_docs)]
+
+pub mod bot;
+pub mod clock;
+pub mod config;
+pub mod credential;
+pub mod error;
+pub mod http;
+pub mod idempotency;
+pub mod model;
+pub mod pipeline;
+pub mod redact;
+pub mod runtime;
+pub mod secret;
+pub mod store;
+pub mod telemetry;

@@ -1,0 +1,259 @@
+//! The one webhook pipeline every platform runs:
+//! verify → decode → claim → bot → send → complete → ack.
+//!
+//! A platform contributes an [`Adapter`]; [`webhook`] turns it into an axum handler. "Accept"
+//! (verify, decode, claim) is kept apart from "process" (bot, send, complete) so that a
+//! queue between the two can be added without touching adapters.
+
+use std::future::Future;
+use std::net::IpAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use axum::extract::{Extension, RawQuery, State};
+use axum::http::HeaderMap;
+use axum::response::{IntoResponse, Response};
+use axum::routing::post;
+use bytes::Bytes;
+
+use crate::bot::{Bot, ChatState};
+use crate::clock::SharedClock;
+use crate::error::{Disposition, HookError, PlatformError};
+use crate::idempotency::{Claim, DEFAULT_IN_PROGRESS_TTL, Idempotency};
+use crate::model::{Decoded, Inbound, Platform, Reply};
+use crate::runtime::{ClientIp, Deadline};
+use crate::store::SharedStore;
+
+/// The largest webhook body accepted (Tailchat's own limit is 1 MB; no platform sends more).
+pub const MAX_BODY_BYTES: usize = 1024 * 1024;
+
+/// A webhook request as received, before anything is parsed.
+#[derive(Debug, Clone)]
+pub struct RawRequest {
+    /// The headers.
+    pub headers: HeaderMap,
+    /// The raw query string.
+    pub query: Option<String>,
+    /// The raw body.
+    pub body: Bytes,
+    /// The caller's address, from the Lambda context or the TCP peer.
+    pub client_ip: Option<IpAddr>,
+    /// The time the request was received (Unix ms).
+    pub now_ms: i64,
+}
+
+impl RawRequest {
+    /// The first value of query parameter `name`, percent-decoded.
+    pub fn query_param(&self, name: &str) -> Option<String> {
+        let query = self.query.as_deref()?;
+        url::form_urlencoded::parse(query.as_bytes())
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.into_owned())
+    }
+}
+
+/// What a platform plugs into the pipeline.
+pub trait Adapter: Send + Sync + 'static {
+    /// What `send` needs beyond the neutral event.
+    type Context: Send + Sync + 'static;
+
+    /// The platform.
+    fn platform(&self) -> Platform;
+
+    /// The bot's identity within the platform, for namespacing store keys.
+    fn bot_key(&self) -> &str;
+
+    /// Authenticates the request. Pure: no state, no outbound call.
+    fn verify(&self, request: &RawRequest) -> Result<(), HookError>;
+
+    /// Parses the payload into an event or a reason to ignore it.
+    fn decode(
+        &self,
+        request: &RawRequest,
+    ) -> impl Future<Output = Result<Decoded<Inbound<Self::Context>>, HookError>> + Send;
+
+    /// Delivers the bot's replies through the platform's API.
+    fn send(
+        &self,
+        inbound: &Inbound<Self::Context>,
+        replies: &[Reply],
+    ) -> impl Future<Output = Result<(), PlatformError>> + Send;
+
+    /// The platform's success answer.
+    fn ack(&self) -> Response {
+        axum::http::StatusCode::OK.into_response()
+    }
+}
+
+/// Shared dependencies of every platform's pipeline.
+#[derive(Clone)]
+pub struct Deps {
+    /// The state store.
+    pub store: SharedStore,
+    /// The clock.
+    pub clock: SharedClock,
+    /// The bot.
+    pub bot: Arc<dyn Bot>,
+    /// The outbound HTTP client.
+    pub http: crate::http::HttpClient,
+}
+
+impl std::fmt::Debug for Deps {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Deps")
+            .field("store", &self.store)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The pipeline of one platform.
+pub struct Pipeline<A: Adapter> {
+    adapter: A,
+    deps: Deps,
+    idempotency: Idempotency,
+}
+
+/// The outcome of the accept half.
+#[derive(Debug)]
+pub enum Accepted<C> {
+    /// Nothing to do: ignored, or a duplicate that was already handled.
+    Done,
+    /// Claimed: process it.
+    Claimed(Inbound<C>, crate::store::Key),
+}
+
+impl<A: Adapter> Pipeline<A> {
+    /// A pipeline.
+    pub fn new(adapter: A, deps: Deps) -> Self {
+        let idempotency = Idempotency::new(
+            deps.store.clone(),
+            deps.clock.clone(),
+            adapter.platform(),
+            adapter.bot_key(),
+        );
+        Self {
+            adapter,
+            deps,
+            idempotency,
+        }
+    }
+
+    /// The adapter.
+    pub fn adapter(&self) -> &A {
+        &self.adapter
+    }
+
+    /// Verify, decode, claim.
+    pub async fn accept(
+        &self,
+        request: &RawRequest,
+        in_progress_ttl: Duration,
+    ) -> Result<Accepted<A::Context>, HookError> {
+        self.adapter.verify(request)?;
+        let inbound = match self.adapter.decode(request).await? {
+            Decoded::Event(inbound) => inbound,
+            Decoded::Ignored(reason) => {
+                tracing::info!(platform = %self.adapter.platform(), %reason, "ignored");
+                return Ok(Accepted::Done);
+            }
+        };
+        match self
+            .idempotency
+            .claim(&inbound.incoming.event_id, in_progress_ttl)
+            .await?
+        {
+            Claim::Acquired(key) => Ok(Accepted::Claimed(inbound, key)),
+            Claim::Completed => {
+                tracing::info!(event = %inbound.incoming.event_id, "duplicate of a handled event");
+                Ok(Accepted::Done)
+            }
+            Claim::InProgress => Err(HookError::InProgress),
+        }
+    }
+
+    /// Bot, send, complete (or release).
+    pub async fn process(
+        &self,
+        inbound: Inbound<A::Context>,
+        key: crate::store::Key,
+    ) -> Result<(), HookError> {
+        let result = async {
+            let chat = ChatState::new(
+                self.deps.store.clone(),
+                self.adapter.platform(),
+                self.adapter.bot_key(),
+                &inbound.incoming,
+            );
+            let replies = self.deps.bot.handle(&inbound.incoming, &chat).await?;
+            self.adapter.send(&inbound, &replies).await?;
+            Ok::<_, HookError>(())
+        }
+        .await;
+        match result {
+            Ok(()) => Ok(self.idempotency.complete(&key).await?),
+            Err(err) => match err.disposition() {
+                Disposition::Drop => {
+                    tracing::error!(
+                        platform = %self.adapter.platform(),
+                        event = %inbound.incoming.event_id,
+                        error = %err,
+                        "giving up on this event (retrying cannot help)"
+                    );
+                    self.idempotency.complete(&key).await?;
+                    Ok(())
+                }
+                Disposition::Retry => {
+                    if let Err(release) = self.idempotency.release(&key).await {
+                        // The claim expires on its own after the in-progress TTL.
+                        tracing::error!(error = %release, "could not release the claim");
+                    }
+                    Err(err)
+                }
+            },
+        }
+    }
+
+    /// The whole pipeline for one request.
+    pub async fn handle(
+        &self,
+        request: RawRequest,
+        deadline: Option<i64>,
+    ) -> Result<Response, HookError> {
+        let ttl = deadline
+            .map(|d| Duration::from_millis(u64::try_from(d - request.now_ms).unwrap_or(0)))
+            .unwrap_or(DEFAULT_IN_PROGRESS_TTL);
+        if let Accepted::Claimed(inbound, key) = self.accept(&request, ttl).await? {
+            self.process(inbound, key).await?;
+        }
+        Ok(self.adapter.ack())
+    }
+}
+
+async fn handle<A: Adapter>(
+    State(pipeline): State<Arc<Pipeline<A>>>,
+    client_ip: Option<Extension<ClientIp>>,
+    deadline: Option<Extension<Deadline>>,
+    headers: HeaderMap,
+    RawQuery(query): RawQuery,
+    body: Bytes,
+) -> Result<Response, HookError> {
+    let request = RawRequest {
+        headers,
+        query,
+        body,
+        client_ip: client_ip.map(|Extension(ClientIp(ip))| ip),
+        now_ms: pipeline.deps.clock.now_ms(),
+    };
+    pipeline
+        .handle(request, deadline.map(|Extension(Deadline(d))| d))
+        .await
+}
+
+/// A router with the adapter's webhook at `/` (POST), bodies capped at [`MAX_BODY_BYTES`].
+pub fn webhook<A: Adapter>(pipeline: Arc<Pipeline<A>>) -> Router {
+    Router::new()
+        .route("/", post(handle::<A>))
+        .layer(axum::extract::DefaultBodyLimit::max(MAX_BODY_BYTES))
+        .with_state(pipeline)
+}

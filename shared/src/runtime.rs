@@ -1,0 +1,193 @@
+//! The one runtime switch: `lambda_http::run` under Lambda (`AWS_LAMBDA_RUNTIME_API` set),
+//! `axum::serve` otherwise. Nothing else in the workspace imports `lambda_http`.
+//!
+//! Both paths hand the router the same request extensions: [`ClientIp`] (from
+//! `requestContext.http.sourceIp` under Lambda, the TCP peer under `serve`, the last
+//! `X-Forwarded-For` hop only with `HOOKLINE_TRUST_PROXY=1`) and, under Lambda, the invocation
+//! [`Deadline`].
+
+use std::net::{IpAddr, SocketAddr};
+use std::time::Instant;
+
+use axum::Router;
+use axum::extract::{ConnectInfo, Request};
+use axum::http::HeaderMap;
+use axum::middleware::{self, Next};
+use axum::response::Response;
+use lambda_http::RequestExt;
+use lambda_http::request::RequestContext;
+use tower::ServiceBuilder;
+
+use crate::error::ErrorDetail;
+
+/// The caller's address.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ClientIp(pub IpAddr);
+
+/// When the Lambda invocation times out (Unix ms).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Deadline(pub i64);
+
+/// A runtime failure.
+#[derive(Debug, thiserror::Error)]
+pub enum RuntimeError {
+    /// Could not listen.
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        /// The address.
+        addr: SocketAddr,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// The server or the Lambda runtime stopped with an error.
+    #[error("runtime stopped: {0}")]
+    Stopped(String),
+}
+
+/// Whether this process runs inside AWS Lambda.
+pub fn is_lambda() -> bool {
+    std::env::var_os("AWS_LAMBDA_RUNTIME_API").is_some()
+}
+
+/// The last hop of `X-Forwarded-For`: the address the trusted proxy saw.
+pub fn forwarded_for(headers: &HeaderMap) -> Option<IpAddr> {
+    headers
+        .get_all("x-forwarded-for")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .filter_map(|hop| hop.trim().parse().ok())
+        .last()
+}
+
+/// Runs `router` as a Lambda function or a local server, whichever this process is.
+pub async fn serve(
+    router: Router,
+    bind: SocketAddr,
+    trust_proxy: bool,
+) -> Result<(), RuntimeError> {
+    if is_lambda() {
+        serve_lambda(router, trust_proxy).await
+    } else {
+        serve_local(router, bind, trust_proxy).await
+    }
+}
+
+/// Runs under the Lambda runtime API.
+pub async fn serve_lambda(router: Router, trust_proxy: bool) -> Result<(), RuntimeError> {
+    let service = ServiceBuilder::new()
+        .map_request(move |mut request: lambda_http::Request| {
+            let source = match request.request_context_ref() {
+                Some(RequestContext::ApiGatewayV2(ctx)) => {
+                    ctx.http.source_ip.as_deref().and_then(|ip| ip.parse().ok())
+                }
+                _ => None,
+            };
+            let proxied = trust_proxy
+                .then(|| forwarded_for(request.headers()))
+                .flatten();
+            if let Some(ip) = proxied.or(source) {
+                request.extensions_mut().insert(ClientIp(ip));
+            }
+            let deadline = request.lambda_context_ref().map(|c| c.deadline);
+            if let Some(d) = deadline.and_then(|d| i64::try_from(d).ok()) {
+                request.extensions_mut().insert(Deadline(d));
+            }
+            request
+        })
+        .service(instrument(router));
+    lambda_http::run(service)
+        .await
+        .map_err(|e| RuntimeError::Stopped(e.to_string()))
+}
+
+/// Runs a local HTTP server until Ctrl-C or SIGTERM.
+pub async fn serve_local(
+    router: Router,
+    bind: SocketAddr,
+    trust_proxy: bool,
+) -> Result<(), RuntimeError> {
+    let listener = tokio::net::TcpListener::bind(bind)
+        .await
+        .map_err(|source| RuntimeError::Bind { addr: bind, source })?;
+    serve_listener(listener, router, trust_proxy).await
+}
+
+/// Serves on an already bound listener (tests and `simulate` bind port 0).
+pub async fn serve_listener(
+    listener: tokio::net::TcpListener,
+    router: Router,
+    trust_proxy: bool,
+) -> Result<(), RuntimeError> {
+    let app = instrument(router).layer(middleware::from_fn(
+        move |ConnectInfo(peer): ConnectInfo<SocketAddr>, mut request: Request, next: Next| async move {
+            let proxied = trust_proxy.then(|| forwarded_for(request.headers())).flatten();
+            request.extensions_mut().insert(ClientIp(proxied.unwrap_or(peer.ip())));
+            next.run(request).await
+        },
+    ));
+    axum::serve(
+        listener,
+        app.into_make_service_with_connect_info::<SocketAddr>(),
+    )
+    .with_graceful_shutdown(shutdown_signal())
+    .await
+    .map_err(|e| RuntimeError::Stopped(e.to_string()))
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! { () = ctrl_c => {}, () = term => {} }
+}
+
+/// One log line per request: method, path (never the query: it carries webhook tokens),
+/// status, latency, and the error behind a failure.
+pub fn instrument(router: Router) -> Router {
+    router.layer(middleware::from_fn(log_request))
+}
+
+async fn log_request(request: Request, next: Next) -> Response {
+    let started = Instant::now();
+    let method = request.method().clone();
+    let path = request.uri().path().to_owned();
+    let response = next.run(request).await;
+    let status = response.status();
+    let ms = started.elapsed().as_secs_f64() * 1e3;
+    match response.extensions().get::<ErrorDetail>() {
+        Some(ErrorDetail(error)) if status.is_server_error() => {
+            tracing::error!(%method, %path, status = status.as_u16(), ms, %error, "request failed");
+        }
+        Some(ErrorDetail(error)) => {
+            tracing::warn!(%method, %path, status = status.as_u16(), ms, %error, "request rejected");
+        }
+        None => tracing::info!(%method, %path, status = status.as_u16(), ms, "request"),
+    }
+    response
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn forwarded_for_takes_the_last_parseable_hop() {
+        let mut h = HeaderMap::new();
+        h.append("x-forwarded-for", "1.1.1.1, 10.0.0.1".parse().unwrap());
+        h.append("x-forwarded-for", "garbage, 192.0.2.7".parse().unwrap());
+        assert_eq!(forwarded_for(&h), Some("192.0.2.7".parse().unwrap()));
+        assert_eq!(forwarded_for(&HeaderMap::new()), None);
+    }
+}

@@ -1,0 +1,21 @@
+//! Tracing set-up: JSON lines under Lambda (CloudWatch parses them), compact text elsewhere.
+//! `RUST_LOG` filters (default `info`).
+
+use tracing_subscriber::EnvFilter;
+
+/// Installs the global subscriber; a second call does nothing.
+pub fn init() {
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    let _ = if crate::runtime::is_lambda() {
+        builder
+            .json()
+            .with_current_span(false)
+            .with_ansi(false)
+            .try_init()
+    } else {
+        builder.compact().try_init()
+    };
+}
