@@ -19,7 +19,7 @@ use bytes::Bytes;
 
 use crate::bot::{Bot, ChatState};
 use crate::clock::SharedClock;
-use crate::error::{Disposition, HookError, PlatformError};
+use crate::error::{Disposition, HookError};
 use crate::idempotency::{Claim, DEFAULT_IN_PROGRESS_TTL, Idempotency};
 use crate::model::{Decoded, Inbound, Platform, Reply};
 use crate::runtime::{ClientIp, Deadline};
@@ -78,7 +78,7 @@ pub trait Adapter: Send + Sync + 'static {
         &self,
         inbound: &Inbound<Self::Context>,
         replies: &[Reply],
-    ) -> impl Future<Output = Result<(), PlatformError>> + Send;
+    ) -> impl Future<Output = Result<(), HookError>> + Send;
 
     /// The platform's success answer.
     fn ack(&self) -> Response {
@@ -97,6 +97,21 @@ pub struct Deps {
     pub bot: Arc<dyn Bot>,
     /// The outbound HTTP client.
     pub http: crate::http::HttpClient,
+}
+
+impl Deps {
+    /// The production set: system clock, the configured store, the default bot, a fresh client.
+    pub async fn open(
+        config: &crate::config::SharedConfig,
+    ) -> Result<Self, Box<dyn std::error::Error + Send + Sync>> {
+        let clock: SharedClock = Arc::new(crate::clock::SystemClock);
+        Ok(Self {
+            store: crate::store::open(config, clock.clone()).await?,
+            clock,
+            bot: Arc::new(crate::bot::DefaultBot),
+            http: crate::http::HttpClient::new()?,
+        })
+    }
 }
 
 impl std::fmt::Debug for Deps {
