@@ -26,3 +26,6 @@ pub mod runtime;
 pub mod secret;
 pub mod store;
 pub mod telemetry;
+
+/// Re-exported so that bot authors and store implementers need no extra dependency.
+pub use async_trait::async_trait;

@@ -165,15 +165,15 @@ async fn log_request(request: Request, next: Next) -> Response {
     let path = request.uri().path().to_owned();
     let response = next.run(request).await;
     let status = response.status();
-    let ms = started.elapsed().as_secs_f64() * 1e3;
+    let ms = format!("{:.1}", started.elapsed().as_secs_f64() * 1e3);
     match response.extensions().get::<ErrorDetail>() {
         Some(ErrorDetail(error)) if status.is_server_error() => {
-            tracing::error!(%method, %path, status = status.as_u16(), ms, %error, "request failed");
+            tracing::error!(%method, %path, status = status.as_u16(), %ms, %error, "request failed");
         }
         Some(ErrorDetail(error)) => {
-            tracing::warn!(%method, %path, status = status.as_u16(), ms, %error, "request rejected");
+            tracing::warn!(%method, %path, status = status.as_u16(), %ms, %error, "request rejected");
         }
-        None => tracing::info!(%method, %path, status = status.as_u16(), ms, "request"),
+        None => tracing::info!(%method, %path, status = status.as_u16(), %ms, "request"),
     }
     response
 }

@@ -3,9 +3,14 @@
 
 use tracing_subscriber::EnvFilter;
 
-/// Installs the global subscriber; a second call does nothing.
+/// Installs the global subscriber at level `info`; a second call does nothing.
 pub fn init() {
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    init_with_default("info");
+}
+
+/// Installs the global subscriber with `default` as the filter when `RUST_LOG` is unset.
+pub fn init_with_default(default: &str) {
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr);

@@ -1,1 +1,7 @@
+//! hookline's integration tests: one binary; fake platforms are real HTTP servers on loopback.
 
+mod lambda; // the hookline-tailchat binary driven through a fake Lambda Runtime API
+mod serve; // the hookline binary: serve, healthz, simulate --url
+mod store_contract; // the StateStore contract, on the embedded store and on DynamoDB (moto)
+mod support; // fixtures, loopback servers, store wrappers, dependency builders
+mod tailchat; // Tailchat fixtures through the router against the Tailchat emulator

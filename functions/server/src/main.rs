@@ -1,1 +1,87 @@
-fn main() {}
+//! `hookline`: every platform in one process (`serve`), a realistic webhook on demand
+//! (`simulate`), and a configuration check (`doctor`).
+
+mod app;
+mod simulate;
+
+use clap::{Parser, Subcommand};
+use hookline::config::{ProcessEnv, SharedConfig};
+use hookline::pipeline::Deps;
+
+#[derive(Parser)]
+#[command(
+    name = "hookline",
+    version,
+    about = "Serverless chat-bot webhooks, run locally"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Serve every configured platform under /<platform> on HOOKLINE_BIND.
+    Serve,
+    /// Send a realistic webhook and print the bot's reply.
+    Simulate {
+        /// The platform (tailchat).
+        platform: String,
+        /// What the user says to the bot.
+        text: String,
+        /// The base URL of a running `hookline serve` (default: an in-process one).
+        #[arg(long)]
+        url: Option<String>,
+    },
+    /// Show which platforms would run, and how.
+    Doctor,
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    // simulate prints its own result; its server's request log would only clutter it.
+    hookline::telemetry::init_with_default(match cli.command {
+        Command::Simulate { .. } => "warn",
+        _ => "info",
+    });
+    match cli.command {
+        Command::Serve => serve(false).await,
+        Command::Doctor => serve(true).await,
+        Command::Simulate {
+            platform,
+            text,
+            url,
+        } => {
+            println!(
+                "{}",
+                simulate::run(&ProcessEnv, &platform, &text, url).await?
+            );
+            Ok(())
+        }
+    }
+}
+
+async fn serve(dry_run: bool) -> anyhow::Result<()> {
+    let shared = SharedConfig::from_env()?;
+    let deps = Deps::open(&shared).await.map_err(|e| anyhow::anyhow!(e))?;
+    let base = app::local_base(shared.bind);
+    let store = match &shared.table {
+        Some(table) => format!("DynamoDB table {table}"),
+        None => format!("embedded {}", shared.data_dir.join("state.redb").display()),
+    };
+    let app = app::build(&ProcessEnv, deps, &base, false);
+    eprintln!(
+        "hookline {} on {base} (store: {store})",
+        env!("CARGO_PKG_VERSION")
+    );
+    for status in &app.statuses {
+        eprintln!("{status}");
+    }
+    if dry_run {
+        return Ok(());
+    }
+    eprintln!("ready: GET {base}/healthz");
+    hookline::runtime::serve_local(app.router, shared.bind, shared.trust_proxy).await?;
+    Ok(())
+}

@@ -58,6 +58,11 @@ pub fn jwt_expiry_ms(jwt: &str) -> Option<i64> {
     claims.exp.checked_mul(1000)
 }
 
+/// Where the session of app `app_id` is cached in the store.
+pub fn session_key(app_id: &str) -> Key {
+    Key::new(format!("tailchat#{app_id}#cred"), "jwt")
+}
+
 /// The Tailchat API client of one bot.
 #[derive(Debug)]
 pub struct TailchatClient {
@@ -86,7 +91,7 @@ fn error_body(resp: &HttpResponse) -> ErrorBody {
 impl TailchatClient {
     /// A client for `config`, caching its session in `deps.store`.
     pub fn new(config: &TailchatConfig, deps: &Deps) -> Self {
-        let key = Key::new(format!("tailchat#{}#cred", config.app_id), "jwt");
+        let key = session_key(&config.app_id);
         Self {
             http: deps.http.clone(),
             api_url: config.api_url.clone(),

@@ -26,7 +26,7 @@ mod event;
 pub mod mention;
 mod verify;
 
-pub use client::{BotSession, TailchatClient, jwt_expiry_ms, login_token};
+pub use client::{BotSession, TailchatClient, jwt_expiry_ms, login_token, session_key};
 pub use config::{MIN_TOKEN_LEN, TailchatConfig, VARS};
 pub use decode::TailchatContext;
 

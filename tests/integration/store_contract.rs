@@ -1,0 +1,348 @@
+//! The `StateStore` contract: every case runs against the embedded store and against DynamoDB
+//! through a real DynamoDB-protocol server (moto), whose endpoint `tests/run-all` passes in
+//! `HOOKLINE_TEST_DYNAMODB_ENDPOINT`.
+//!
+//! Without that variable the DynamoDB cases fail, unless `HOOKLINE_SKIP_DYNAMODB=1` says to skip
+//! them outside CI. Under CI (`CI` set) a skip is refused: the suite must run there.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use aws_sdk_dynamodb::config::{BehaviorVersion, Credentials, Region};
+use hookline::clock::{Clock, ManualClock, SharedClock};
+use hookline::store::{DynamoStore, Key, SharedStore, StateStore, StoreError};
+
+use crate::support;
+
+type Guard = Option<tempfile::TempDir>;
+
+fn embedded(clock: SharedClock) -> Option<(SharedStore, Guard)> {
+    let (store, dir) = support::embedded(clock);
+    Some((store, Some(dir)))
+}
+
+fn dynamo_client(endpoint: &str) -> aws_sdk_dynamodb::Client {
+    let config = aws_sdk_dynamodb::Config::builder()
+        .behavior_version(BehaviorVersion::latest())
+        .region(Region::new("us-east-1"))
+        .credentials_provider(Credentials::new(
+            "test",
+            "test",
+            None,
+            None,
+            "hookline-tests",
+        ))
+        .endpoint_url(endpoint)
+        .build();
+    aws_sdk_dynamodb::Client::from_conf(config)
+}
+
+async fn dynamodb(clock: SharedClock) -> Option<(SharedStore, Guard)> {
+    let Some(endpoint) = std::env::var("HOOKLINE_TEST_DYNAMODB_ENDPOINT")
+        .ok()
+        .filter(|e| !e.is_empty())
+    else {
+        let skip = std::env::var("HOOKLINE_SKIP_DYNAMODB").is_ok_and(|v| v == "1");
+        let ci = std::env::var("CI").is_ok_and(|v| !v.is_empty() && v != "false");
+        assert!(
+            skip && !ci,
+            "HOOKLINE_TEST_DYNAMODB_ENDPOINT is not set: run the suite with tests/run-all, which starts a \
+             DynamoDB-protocol server (or set HOOKLINE_SKIP_DYNAMODB=1 to skip these cases locally; never in CI)"
+        );
+        eprintln!("SKIPPED: DynamoDB contract case (HOOKLINE_SKIP_DYNAMODB=1)");
+        return None;
+    };
+    let table = format!("hookline-test-{:016x}", rand_id());
+    let store = DynamoStore::new(dynamo_client(&endpoint), table, clock);
+    store
+        .create_table_if_missing()
+        .await
+        .expect("create the test table");
+    Some((Arc::new(store), None))
+}
+
+fn rand_id() -> u64 {
+    use std::hash::{BuildHasher, RandomState};
+    RandomState::new().hash_one(std::time::SystemTime::now())
+}
+
+macro_rules! contract {
+    ($($case:ident),* $(,)?) => {
+        mod embedded {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+                async fn $case() {
+                    let clock = std::sync::Arc::new(hookline::clock::ManualClock::new(1_700_000_000_000));
+                    let Some((store, _guard)) = super::embedded(clock.clone()) else { return };
+                    super::$case(store, clock).await;
+                }
+            )*
+        }
+        mod dynamodb {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+                async fn $case() {
+                    let clock = std::sync::Arc::new(hookline::clock::ManualClock::at_system_now());
+                    let Some((store, _guard)) = super::dynamodb(clock.clone()).await else { return };
+                    super::$case(store, clock).await;
+                }
+            )*
+        }
+    };
+}
+
+contract!(
+    put_get_and_delete_round_trip,
+    put_if_absent_has_exactly_one_winner_among_racing_tasks,
+    expired_items_are_absent_everywhere_and_can_be_replaced,
+    counters_stop_at_the_ceiling_even_when_racing,
+    counters_restart_after_expiry_and_keep_their_expiry_while_live,
+    prefix_queries_stay_in_one_partition_in_sort_order,
+);
+
+async fn put_get_and_delete_round_trip(store: SharedStore, _clock: Arc<ManualClock>) {
+    let key = Key::new("tailchat#app#x", "one");
+    assert_eq!(store.get(&key).await.unwrap(), None);
+    let value = r#"{"status":"IN_PROGRESS","note":"ünïcødé ✓"}"#;
+    store.put(&key, value, None).await.unwrap();
+    let item = store.get(&key).await.unwrap().expect("stored");
+    assert_eq!(item.value, value);
+    assert_eq!(item.expires_at, None);
+    store
+        .put(&key, "second", Some(4_000_000_000))
+        .await
+        .unwrap();
+    let item = store.get(&key).await.unwrap().expect("overwritten");
+    assert_eq!(
+        (item.value.as_str(), item.expires_at),
+        ("second", Some(4_000_000_000))
+    );
+    store.delete(&key).await.unwrap();
+    assert_eq!(store.get(&key).await.unwrap(), None);
+    store
+        .delete(&key)
+        .await
+        .expect("deleting an absent item is fine");
+}
+
+async fn put_if_absent_has_exactly_one_winner_among_racing_tasks(
+    store: SharedStore,
+    clock: Arc<ManualClock>,
+) {
+    let key = Key::new("tailchat#app#evt#race", "idem");
+    let expires = clock.now_s() + 60;
+    let mut tasks = Vec::new();
+    for i in 0..16 {
+        let (store, key) = (store.clone(), key.clone());
+        tasks.push(tokio::spawn(async move {
+            store
+                .put_if_absent(&key, &format!("task {i}"), Some(expires))
+                .await
+        }));
+    }
+    let mut winners = Vec::new();
+    for (i, t) in tasks.into_iter().enumerate() {
+        if t.await.unwrap().unwrap() {
+            winners.push(i);
+        }
+    }
+    assert_eq!(winners.len(), 1, "winners: {winners:?}");
+    let stored = store.get(&key).await.unwrap().expect("the winner's item");
+    assert_eq!(stored.value, format!("task {}", winners[0]));
+    assert!(
+        !store
+            .put_if_absent(&key, "late", Some(expires))
+            .await
+            .unwrap()
+    );
+}
+
+async fn expired_items_are_absent_everywhere_and_can_be_replaced(
+    store: SharedStore,
+    clock: Arc<ManualClock>,
+) {
+    let pk = "tailchat#app#ttl";
+    let key = Key::new(pk, "a");
+    store
+        .put(&key, "short-lived", Some(clock.now_s() + 10))
+        .await
+        .unwrap();
+    store
+        .put(&Key::new(pk, "b"), "long-lived", Some(clock.now_s() + 1000))
+        .await
+        .unwrap();
+    assert!(store.get(&key).await.unwrap().is_some());
+    clock.advance(Duration::from_secs(10));
+    assert_eq!(
+        store.get(&key).await.unwrap(),
+        None,
+        "gone at its expiry second"
+    );
+    let listed: Vec<String> = store
+        .query_prefix(pk, "")
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|(sk, _)| sk)
+        .collect();
+    assert_eq!(listed, vec!["b"]);
+    assert!(
+        store
+            .put_if_absent(&key, "reborn", Some(clock.now_s() + 10))
+            .await
+            .unwrap()
+    );
+    assert_eq!(
+        store.get(&key).await.unwrap().expect("replaced").value,
+        "reborn"
+    );
+}
+
+async fn counters_stop_at_the_ceiling_even_when_racing(
+    store: SharedStore,
+    clock: Arc<ManualClock>,
+) {
+    let key = Key::new("dingtalk#robot#budget", "minute");
+    let expires = Some(clock.now_s() + 60);
+    assert_eq!(store.add(&key, 5, 20, expires).await.unwrap(), Some(5));
+    assert_eq!(
+        store.add(&key, 16, 20, expires).await.unwrap(),
+        None,
+        "5 + 16 > 20"
+    );
+    assert_eq!(
+        store.get(&key).await.unwrap().expect("counter").value,
+        "5",
+        "a refused add changes nothing"
+    );
+    let mut tasks = Vec::new();
+    for _ in 0..30 {
+        let (store, key) = (store.clone(), key.clone());
+        tasks.push(tokio::spawn(async move {
+            store.add(&key, 1, 20, expires).await
+        }));
+    }
+    let mut granted = Vec::new();
+    for t in tasks {
+        if let Some(n) = t.await.unwrap().unwrap() {
+            granted.push(n);
+        }
+    }
+    granted.sort_unstable();
+    assert_eq!(
+        granted,
+        (6..=20).collect::<Vec<_>>(),
+        "each slot granted exactly once"
+    );
+    assert_eq!(store.get(&key).await.unwrap().expect("counter").value, "20");
+    assert_eq!(store.add(&key, 1, 20, expires).await.unwrap(), None);
+    assert_eq!(store.add(&key, 0, 20, expires).await.unwrap(), Some(20));
+    assert_eq!(
+        store
+            .add(&key, 21, 20, Some(clock.now_s() + 60))
+            .await
+            .unwrap(),
+        None
+    );
+}
+
+async fn counters_restart_after_expiry_and_keep_their_expiry_while_live(
+    store: SharedStore,
+    clock: Arc<ManualClock>,
+) {
+    let key = Key::new("dingtalk#robot#budget", "window");
+    let first_expiry = clock.now_s() + 60;
+    assert_eq!(
+        store.add(&key, 3, 20, Some(first_expiry)).await.unwrap(),
+        Some(3)
+    );
+    clock.advance(Duration::from_secs(30));
+    assert_eq!(
+        store
+            .add(&key, 1, 20, Some(clock.now_s() + 60))
+            .await
+            .unwrap(),
+        Some(4)
+    );
+    assert_eq!(
+        store.get(&key).await.unwrap().expect("counter").expires_at,
+        Some(first_expiry)
+    );
+    clock.advance(Duration::from_secs(30));
+    assert_eq!(
+        store
+            .add(&key, 1, 20, Some(clock.now_s() + 60))
+            .await
+            .unwrap(),
+        Some(1),
+        "restarted"
+    );
+    assert_eq!(
+        store.get(&key).await.unwrap().expect("counter").expires_at,
+        Some(clock.now_s() + 60)
+    );
+}
+
+async fn prefix_queries_stay_in_one_partition_in_sort_order(
+    store: SharedStore,
+    _clock: Arc<ManualClock>,
+) {
+    let pk = "tailchat#app#notes#c1";
+    for sk in ["note#0003", "note#0001", "other#1", "note#0002"] {
+        store.put(&Key::new(pk, sk), sk, None).await.unwrap();
+    }
+    store
+        .put(&Key::new("tailchat#app#notes#c2", "note#0009"), "c2", None)
+        .await
+        .unwrap();
+    store
+        .put(&Key::new("tailchat#app#notes#c", "note#0008"), "c", None)
+        .await
+        .unwrap();
+    let notes: Vec<String> = store
+        .query_prefix(pk, "note#")
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|(sk, _)| sk)
+        .collect();
+    assert_eq!(notes, vec!["note#0001", "note#0002", "note#0003"]);
+    let all = store.query_prefix(pk, "").await.unwrap();
+    assert_eq!(all.len(), 4);
+    assert_eq!(all[3].1.value, "other#1");
+    assert!(
+        store
+            .query_prefix("tailchat#app#notes#none", "note#")
+            .await
+            .unwrap()
+            .is_empty()
+    );
+}
+
+/// An unreachable DynamoDB is an error, promptly, not a hang or a panic.
+#[tokio::test]
+async fn an_unreachable_dynamodb_is_a_clear_error() {
+    let endpoint = format!("http://127.0.0.1:{}", support::free_port());
+    let config = aws_sdk_dynamodb::Config::builder()
+        .behavior_version(BehaviorVersion::latest())
+        .region(Region::new("us-east-1"))
+        .credentials_provider(Credentials::new(
+            "test",
+            "test",
+            None,
+            None,
+            "hookline-tests",
+        ))
+        .endpoint_url(endpoint)
+        .retry_config(aws_sdk_dynamodb::config::retry::RetryConfig::disabled())
+        .build();
+    let clock: SharedClock = Arc::new(hookline::clock::SystemClock);
+    let store = DynamoStore::new(aws_sdk_dynamodb::Client::from_conf(config), "t", clock);
+    let err = store.get(&Key::new("a", "b")).await.unwrap_err();
+    assert!(matches!(err, StoreError::Unavailable(_)), "{err}");
+    assert!(
+        err.to_string()
+            .starts_with("state store unavailable: dynamodb"),
+        "{err}"
+    );
+}

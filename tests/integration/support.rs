@@ -1,0 +1,182 @@
+//! Shared test helpers.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use axum::Router;
+use hookline::async_trait;
+use hookline::bot::DefaultBot;
+use hookline::clock::SharedClock;
+use hookline::http::{HttpClient, RetryPolicy};
+use hookline::pipeline::Deps;
+use hookline::store::{EmbeddedStore, Item, Key, SharedStore, StateStore, StoreError};
+use serde_json::Value;
+
+/// A fixture file's bytes (`tests/fixtures/<path>`).
+pub fn fixture(path: &str) -> Vec<u8> {
+    let full = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("fixtures")
+        .join(path);
+    std::fs::read(&full).unwrap_or_else(|e| panic!("fixture {}: {e}", full.display()))
+}
+
+/// A fixture parsed as JSON.
+pub fn fixture_json(path: &str) -> Value {
+    serde_json::from_slice(&fixture(path)).unwrap_or_else(|e| panic!("fixture {path}: {e}"))
+}
+
+/// Serves `router` on a free loopback port; returns its base URL.
+pub async fn spawn(router: Router) -> String {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind loopback");
+    let addr = listener.local_addr().expect("local addr");
+    tokio::spawn(async move { axum::serve(listener, router).await });
+    format!("http://{addr}")
+}
+
+/// A free loopback port (bound and released; good enough for a test).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("free port")
+        .port()
+}
+
+/// An embedded store in a temporary folder (kept alive by the returned guard).
+pub fn embedded(clock: SharedClock) -> (SharedStore, tempfile::TempDir) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = EmbeddedStore::open(&dir.path().join("state.redb"), clock).expect("open store");
+    (Arc::new(store), dir)
+}
+
+/// Test dependencies: the default bot and a client with short backoffs.
+pub fn deps(store: SharedStore, clock: SharedClock) -> Deps {
+    let policy = RetryPolicy {
+        base_delay: std::time::Duration::from_millis(5),
+        max_delay: std::time::Duration::from_millis(50),
+        ..RetryPolicy::default()
+    };
+    Deps {
+        store,
+        clock,
+        bot: Arc::new(DefaultBot),
+        http: HttpClient::with_policy(policy, std::time::Duration::from_secs(5)).expect("client"),
+    }
+}
+
+/// A binary of the workspace, built by `cargo build --workspace --bins` (the test command does).
+pub fn workspace_bin(name: &str) -> PathBuf {
+    let exe = std::env::current_exe().expect("current exe");
+    // target/<profile>/deps/integration-<hash> → target/<profile>/<name>
+    let dir = exe.parent().and_then(Path::parent).expect("target dir");
+    let bin = dir.join(name);
+    assert!(
+        bin.exists(),
+        "{} is missing: build the binaries first (cargo build --workspace --bins; tests/run-all does)",
+        bin.display()
+    );
+    bin
+}
+
+/// A store that counts writes, to prove that a rejected request stored nothing.
+#[derive(Debug)]
+pub struct CountingStore {
+    inner: SharedStore,
+    writes: AtomicUsize,
+}
+
+impl CountingStore {
+    pub fn new(inner: SharedStore) -> Self {
+        Self {
+            inner,
+            writes: AtomicUsize::new(0),
+        }
+    }
+
+    pub fn writes(&self) -> usize {
+        self.writes.load(Ordering::SeqCst)
+    }
+
+    fn wrote(&self) {
+        self.writes.fetch_add(1, Ordering::SeqCst);
+    }
+}
+
+#[async_trait]
+impl StateStore for CountingStore {
+    async fn get(&self, key: &Key) -> Result<Option<Item>, StoreError> {
+        self.inner.get(key).await
+    }
+    async fn put(&self, key: &Key, value: &str, expires_at: Option<i64>) -> Result<(), StoreError> {
+        self.wrote();
+        self.inner.put(key, value, expires_at).await
+    }
+    async fn put_if_absent(
+        &self,
+        key: &Key,
+        value: &str,
+        expires_at: Option<i64>,
+    ) -> Result<bool, StoreError> {
+        self.wrote();
+        self.inner.put_if_absent(key, value, expires_at).await
+    }
+    async fn delete(&self, key: &Key) -> Result<(), StoreError> {
+        self.wrote();
+        self.inner.delete(key).await
+    }
+    async fn add(
+        &self,
+        key: &Key,
+        delta: i64,
+        ceiling: i64,
+        expires_at: Option<i64>,
+    ) -> Result<Option<i64>, StoreError> {
+        self.wrote();
+        self.inner.add(key, delta, ceiling, expires_at).await
+    }
+    async fn query_prefix(
+        &self,
+        pk: &str,
+        sk_prefix: &str,
+    ) -> Result<Vec<(String, Item)>, StoreError> {
+        self.inner.query_prefix(pk, sk_prefix).await
+    }
+}
+
+/// A store that is down.
+#[derive(Debug)]
+pub struct DownStore;
+
+fn down() -> StoreError {
+    StoreError::Unavailable("test: the store is down".into())
+}
+
+#[async_trait]
+impl StateStore for DownStore {
+    async fn get(&self, _: &Key) -> Result<Option<Item>, StoreError> {
+        Err(down())
+    }
+    async fn put(&self, _: &Key, _: &str, _: Option<i64>) -> Result<(), StoreError> {
+        Err(down())
+    }
+    async fn put_if_absent(&self, _: &Key, _: &str, _: Option<i64>) -> Result<bool, StoreError> {
+        Err(down())
+    }
+    async fn delete(&self, _: &Key) -> Result<(), StoreError> {
+        Err(down())
+    }
+    async fn add(
+        &self,
+        _: &Key,
+        _: i64,
+        _: i64,
+        _: Option<i64>,
+    ) -> Result<Option<i64>, StoreError> {
+        Err(down())
+    }
+    async fn query_prefix(&self, _: &str, _: &str) -> Result<Vec<(String, Item)>, StoreError> {
+        Err(down())
+    }
+}

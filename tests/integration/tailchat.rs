@@ -1,0 +1,386 @@
+//! Tailchat end to end: fixtures through the router, the Tailchat emulator as the fake API on
+//! loopback, the embedded store underneath (wrapped to count writes).
+
+use std::sync::Arc;
+
+use axum::Router;
+use axum::body::Body;
+use axum::http::{Request, StatusCode};
+use hookline::clock::{Clock, SharedClock, SystemClock};
+use hookline::credential::Credential;
+use hookline::secret::Secret;
+use hookline::store::{SharedStore, StateStore};
+use hookline_tailchat::emulator::TailchatEmulator;
+use hookline_tailchat::{BotSession, TailchatConfig, session_key};
+use http_body_util::BodyExt;
+use serde_json::{Value, json};
+use tower::ServiceExt;
+
+use crate::support::{self, CountingStore, DownStore, fixture, fixture_json};
+
+const BOT: &str = "6552f3a0c3b1e2a9d4f01234";
+const APP_ID: &str = "tc_6448e822834c12425646f470";
+const APP_SECRET: &str = "V1StGXR8_Z5jdHi6B-myTV1StGXR8_Z5";
+const TOKEN: &str = "test-callback-token-0123456789";
+const GROUP: &str = "644f7c9d2a1b3c4d5e6f7081";
+
+struct Harness {
+    emu: TailchatEmulator,
+    router: Router,
+    store: Arc<CountingStore>,
+    _dir: tempfile::TempDir,
+}
+
+fn config(api_url: String, app_secret: &str) -> TailchatConfig {
+    TailchatConfig {
+        api_url,
+        app_id: APP_ID.into(),
+        app_secret: Secret::new(app_secret),
+        callback_token: Secret::new(TOKEN),
+    }
+}
+
+async fn harness() -> Harness {
+    harness_with(APP_SECRET).await
+}
+
+async fn harness_with(app_secret: &str) -> Harness {
+    let clock: SharedClock = Arc::new(SystemClock);
+    let (inner, dir) = support::embedded(clock.clone());
+    let store = Arc::new(CountingStore::new(inner));
+    let emu = TailchatEmulator::new(APP_ID, APP_SECRET, BOT);
+    let base = support::spawn(emu.router()).await;
+    let shared: SharedStore = store.clone();
+    let router = hookline_tailchat::router(config(base, app_secret), support::deps(shared, clock));
+    Harness {
+        emu,
+        router,
+        store,
+        _dir: dir,
+    }
+}
+
+async fn post(router: &Router, query: &str, body: Vec<u8>) -> (StatusCode, String) {
+    let request = Request::post(format!("/?{query}"))
+        .header("content-type", "application/json")
+        .header("x-tc-payload-type", "inbox")
+        .body(Body::from(body))
+        .expect("request");
+    let response = router.clone().oneshot(request).await.expect("infallible");
+    let status = response.status();
+    let bytes = response
+        .into_body()
+        .collect()
+        .await
+        .expect("body")
+        .to_bytes();
+    (status, String::from_utf8_lossy(&bytes).into_owned())
+}
+
+impl Harness {
+    async fn deliver(&self, body: Vec<u8>) -> (StatusCode, String) {
+        post(&self.router, &format!("token={TOKEN}"), body).await
+    }
+}
+
+fn t1_with(edit: impl FnOnce(&mut Value)) -> Vec<u8> {
+    let mut t1 = fixture_json("tailchat/message_group.json");
+    edit(&mut t1);
+    t1.to_string().into_bytes()
+}
+
+#[tokio::test]
+async fn a_group_mention_gets_exactly_the_sdk_shaped_reply() {
+    let h = harness().await;
+    let (status, _) = h.deliver(fixture("tailchat/message_group.json")).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(
+        h.emu.sent(),
+        vec![fixture_json("tailchat/reply_message_group.json")]
+    );
+    assert_eq!(h.emu.logins(), 1);
+}
+
+#[tokio::test]
+async fn a_dm_mention_is_answered_without_a_group() {
+    let h = harness().await;
+    let (status, _) = h.deliver(fixture("tailchat/message_dm.json")).await;
+    assert_eq!(status, StatusCode::OK);
+    let expected = json!({
+        "converseId": "6550000ac3b1e2a9d4f00111",
+        "content": "[at=6448e822834c12425646f473][/at] Your message: ping",
+        "meta": {"mentions": ["6448e822834c12425646f473"],
+                 "reply": {"_id": "6553a20ec3b1e2a9d4f0aa06", "author": "6448e822834c12425646f473",
+                           "content": "[at=6552f3a0c3b1e2a9d4f01234]EchoBot[/at] ping"}}
+    });
+    assert_eq!(h.emu.sent(), vec![expected]);
+}
+
+#[tokio::test]
+async fn a_broadcast_is_acknowledged_and_ignored_without_any_call() {
+    let h = harness().await;
+    let (status, _) = h.deliver(fixture("tailchat/markdown_broadcast.json")).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(
+        (h.emu.logins(), h.emu.send_attempts(), h.store.writes()),
+        (0, 0, 0)
+    );
+    let plugin = br#"{"_id":"x","userId":"6552f3a0c3b1e2a9d4f01234","type":"plugin:com.msgbyte.topic.comment","payload":{}}"#;
+    assert_eq!(h.deliver(plugin.to_vec()).await.0, StatusCode::OK);
+    assert_eq!((h.emu.logins(), h.emu.send_attempts()), (0, 0));
+}
+
+#[tokio::test]
+async fn a_wrong_or_missing_token_is_404_and_touches_nothing() {
+    let h = harness().await;
+    let forged = [
+        String::new(),
+        "token=".into(),
+        "token=test-callback-token-012345678".into(),
+        "token=TEST-CALLBACK-TOKEN-0123456789".into(),
+        format!("tok={TOKEN}"),
+        format!("token={TOKEN}x"),
+    ];
+    for query in forged {
+        let (status, body) = post(&h.router, &query, fixture("tailchat/message_group.json")).await;
+        assert_eq!(status, StatusCode::NOT_FOUND, "query {query:?}");
+        assert_eq!(body, "not found");
+    }
+    assert_eq!(
+        (h.emu.logins(), h.emu.send_attempts(), h.store.writes()),
+        (0, 0, 0)
+    );
+}
+
+#[tokio::test]
+async fn items_for_another_user_or_from_the_bot_itself_are_ignored() {
+    let h = harness().await;
+    let other = t1_with(|v| v["userId"] = json!("6448e822834c12425646f999"));
+    assert_eq!(h.deliver(other).await.0, StatusCode::OK);
+    let own = t1_with(|v| v["payload"]["messageAuthor"] = json!(BOT));
+    assert_eq!(h.deliver(own).await.0, StatusCode::OK);
+    assert_eq!(h.emu.send_attempts(), 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn five_concurrent_deliveries_of_one_callback_send_one_message() {
+    let h = harness().await;
+    let mut tasks = Vec::new();
+    for _ in 0..5 {
+        let router = h.router.clone();
+        let body = fixture("tailchat/message_group.json");
+        tasks.push(tokio::spawn(async move {
+            post(&router, &format!("token={TOKEN}"), body).await.0
+        }));
+    }
+    for t in tasks {
+        let status = t.await.expect("task");
+        assert!(
+            status == StatusCode::OK || status == StatusCode::CONFLICT,
+            "{status}"
+        );
+    }
+    assert_eq!(h.emu.sent().len(), 1);
+    assert_eq!(
+        h.deliver(fixture("tailchat/message_group.json")).await.0,
+        StatusCode::OK
+    );
+    assert_eq!(
+        h.emu.send_attempts(),
+        1,
+        "a completed duplicate sends nothing"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_hundred_callbacks_log_in_once() {
+    let h = harness().await;
+    let mut tasks = Vec::new();
+    for i in 0..100 {
+        let router = h.router.clone();
+        let body = t1_with(|v| v["payload"]["messageId"] = json!(format!("{i:024x}")));
+        tasks.push(tokio::spawn(async move {
+            post(&router, &format!("token={TOKEN}"), body).await.0
+        }));
+    }
+    for t in tasks {
+        assert_eq!(t.await.expect("task"), StatusCode::OK);
+    }
+    assert_eq!(h.emu.logins(), 1);
+    assert_eq!(h.emu.sent().len(), 100);
+}
+
+#[tokio::test]
+async fn a_revoked_jwt_costs_one_relogin_and_the_message_is_still_answered() {
+    let h = harness().await;
+    assert_eq!(
+        h.deliver(fixture("tailchat/message_group.json")).await.0,
+        StatusCode::OK
+    );
+    h.emu.revoke_tokens();
+    assert_eq!(
+        h.deliver(fixture("tailchat/message_dm.json")).await.0,
+        StatusCode::OK
+    );
+    assert_eq!(h.emu.logins(), 2);
+    assert_eq!(h.emu.sent().len(), 2);
+    assert_eq!(h.emu.send_attempts(), 3, "one refused attempt, one retry");
+}
+
+async fn seed_session(h: &Harness, exp_s: i64) {
+    let session = BotSession {
+        jwt: h.emu.issue_jwt(exp_s),
+        user_id: BOT.into(),
+    };
+    let cached = Credential {
+        value: session,
+        expires_at_ms: exp_s * 1000,
+    };
+    // No store TTL: only the cache's own freshness rule may reject it.
+    h.store
+        .put(
+            &session_key(APP_ID),
+            &serde_json::to_string(&cached).expect("json"),
+            None,
+        )
+        .await
+        .expect("seed");
+}
+
+#[tokio::test]
+async fn a_fresh_cached_jwt_in_the_store_is_reused_without_login() {
+    let h = harness().await;
+    seed_session(&h, SystemClock.now_s() + 10 * 24 * 3600).await;
+    assert_eq!(
+        h.deliver(fixture("tailchat/message_group.json")).await.0,
+        StatusCode::OK
+    );
+    assert_eq!((h.emu.logins(), h.emu.send_attempts()), (0, 1));
+}
+
+#[tokio::test]
+async fn an_expired_cached_jwt_in_the_store_leads_to_a_login_before_sending() {
+    let h = harness().await;
+    seed_session(&h, SystemClock.now_s() - 3600).await;
+    assert_eq!(
+        h.deliver(fixture("tailchat/message_group.json")).await.0,
+        StatusCode::OK
+    );
+    assert_eq!(
+        (h.emu.logins(), h.emu.send_attempts()),
+        (1, 1),
+        "no attempt with the stale JWT"
+    );
+}
+
+#[tokio::test]
+async fn a_jwt_with_less_than_a_day_left_is_refreshed() {
+    let h = harness().await;
+    seed_session(&h, SystemClock.now_s() + 12 * 3600).await;
+    assert_eq!(
+        h.deliver(fixture("tailchat/message_group.json")).await.0,
+        StatusCode::OK
+    );
+    assert_eq!((h.emu.logins(), h.emu.send_attempts()), (1, 1));
+}
+
+#[tokio::test]
+async fn a_bot_outside_the_group_is_logged_and_not_retried() {
+    let h = harness().await;
+    h.emu.deny_group(GROUP);
+    assert_eq!(
+        h.deliver(fixture("tailchat/message_group.json")).await.0,
+        StatusCode::OK
+    );
+    assert!(h.emu.sent().is_empty());
+    assert_eq!(
+        h.deliver(fixture("tailchat/message_group.json")).await.0,
+        StatusCode::OK
+    );
+    assert_eq!(
+        h.emu.send_attempts(),
+        1,
+        "the event is settled; a redelivery does not retry"
+    );
+}
+
+#[tokio::test]
+async fn a_transient_api_failure_releases_the_event_for_a_redelivery() {
+    let h = harness().await;
+    h.emu.fail_next_send(
+        StatusCode::BAD_GATEWAY,
+        json!({"name": "Error", "message": "upstream", "code": 502}),
+    );
+    let (status, _) = h.deliver(fixture("tailchat/message_group.json")).await;
+    assert_eq!(status, StatusCode::BAD_GATEWAY);
+    assert!(h.emu.sent().is_empty());
+    assert_eq!(
+        h.deliver(fixture("tailchat/message_group.json")).await.0,
+        StatusCode::OK
+    );
+    assert_eq!(h.emu.sent().len(), 1);
+}
+
+#[tokio::test]
+async fn a_server_error_on_send_is_not_repeated_to_avoid_a_double_post() {
+    let h = harness().await;
+    h.emu.fail_next_send(
+        StatusCode::INTERNAL_SERVER_ERROR,
+        json!({"name": "Error", "message": "muted", "code": 500}),
+    );
+    assert_eq!(
+        h.deliver(fixture("tailchat/message_group.json")).await.0,
+        StatusCode::OK
+    );
+    assert_eq!(h.emu.send_attempts(), 1);
+}
+
+#[tokio::test]
+async fn malformed_and_oversized_bodies_are_rejected_and_nothing_is_sent() {
+    let h = harness().await;
+    let cases: [(&[u8], StatusCode); 5] = [
+        (b"not json", StatusCode::BAD_REQUEST),
+        (b"[1,2]", StatusCode::BAD_REQUEST),
+        (b"{}", StatusCode::BAD_REQUEST),
+        (
+            br#"{"userId":"x","type":"message","payload":{"converseId":"c"}}"#,
+            StatusCode::BAD_REQUEST,
+        ),
+        (br#"{"userId":"x","type":42}"#, StatusCode::BAD_REQUEST),
+    ];
+    for (body, expected) in cases {
+        let (status, text) = h.deliver(body.to_vec()).await;
+        assert_eq!(status, expected, "{}", String::from_utf8_lossy(body));
+        assert!(text.starts_with("malformed payload"), "{text}");
+    }
+    let huge = t1_with(|v| v["payload"]["messageSnippet"] = json!("x".repeat(1_100_000)));
+    assert_eq!(h.deliver(huge).await.0, StatusCode::PAYLOAD_TOO_LARGE);
+    assert_eq!((h.emu.send_attempts(), h.store.writes()), (0, 0));
+}
+
+#[tokio::test]
+async fn an_unreachable_store_asks_for_a_retry_and_sends_nothing() {
+    let clock: SharedClock = Arc::new(SystemClock);
+    let emu = TailchatEmulator::new(APP_ID, APP_SECRET, BOT);
+    let base = support::spawn(emu.router()).await;
+    let router = hookline_tailchat::router(
+        config(base, APP_SECRET),
+        support::deps(Arc::new(DownStore), clock),
+    );
+    let (status, _) = post(
+        &router,
+        &format!("token={TOKEN}"),
+        fixture("tailchat/message_group.json"),
+    )
+    .await;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(emu.send_attempts(), 0);
+}
+
+#[tokio::test]
+async fn a_wrong_app_secret_fails_the_login_clearly_and_sends_nothing() {
+    let h = harness_with("not-the-secret").await;
+    let (status, _) = h.deliver(fixture("tailchat/message_group.json")).await;
+    assert_eq!(status, StatusCode::INTERNAL_SERVER_ERROR);
+    assert_eq!((h.emu.logins(), h.emu.send_attempts()), (0, 0));
+}
