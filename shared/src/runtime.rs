@@ -49,15 +49,17 @@ pub fn is_lambda() -> bool {
     std::env::var_os("AWS_LAMBDA_RUNTIME_API").is_some()
 }
 
-/// The last hop of `X-Forwarded-For`: the address the trusted proxy saw.
+/// The last hop of `X-Forwarded-For`: the address the trusted proxy saw. Only the last hop is
+/// the proxy's own; every earlier one is whatever the client sent, so an unreadable last hop
+/// yields nothing rather than falling back to a client-supplied value.
 pub fn forwarded_for(headers: &HeaderMap) -> Option<IpAddr> {
-    headers
+    let last = headers
         .get_all("x-forwarded-for")
         .iter()
         .filter_map(|v| v.to_str().ok())
         .flat_map(|v| v.split(','))
-        .filter_map(|hop| hop.trim().parse().ok())
-        .last()
+        .next_back()?;
+    last.trim().parse().ok()
 }
 
 /// Runs `router` as a Lambda function or a local server, whichever this process is.
@@ -183,11 +185,18 @@ mod tests {
     use super::*;
 
     #[test]
-    fn forwarded_for_takes_the_last_parseable_hop() {
+    fn forwarded_for_takes_only_the_last_hop() {
         let mut h = HeaderMap::new();
         h.append("x-forwarded-for", "1.1.1.1, 10.0.0.1".parse().unwrap());
         h.append("x-forwarded-for", "garbage, 192.0.2.7".parse().unwrap());
         assert_eq!(forwarded_for(&h), Some("192.0.2.7".parse().unwrap()));
         assert_eq!(forwarded_for(&HeaderMap::new()), None);
+        let mut spoofed = HeaderMap::new();
+        spoofed.append("x-forwarded-for", "192.0.2.7, not-an-ip".parse().unwrap());
+        assert_eq!(
+            forwarded_for(&spoofed),
+            None,
+            "never fall back to a client-supplied hop"
+        );
     }
 }

@@ -1,4 +1,5 @@
 //! hookline's integration tests: one binary; fake platforms are real HTTP servers on loopback.
+#![allow(clippy::unwrap_used)] // a panic is how a test fails
 
 mod lambda; // the hookline-tailchat binary driven through a fake Lambda Runtime API
 mod serve; // the hookline binary: serve, healthz, simulate --url

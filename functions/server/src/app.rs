@@ -175,8 +175,9 @@ mod tests {
     #[test]
     fn reports_emulator_live_and_missing_variables() {
         let dir = tempfile::tempdir().unwrap();
+        let deps = deps(&dir);
         let none: HashMap<&str, &str> = HashMap::new();
-        let app = build(&none, deps(&dir), "http://127.0.0.1:3000", false);
+        let app = build(&none, deps.clone(), "http://127.0.0.1:3000", false);
         assert_eq!(app.statuses[0].mode, Mode::Emulator);
         assert_eq!(
             app.statuses[0].webhook,
@@ -185,7 +186,7 @@ mod tests {
 
         let partial: HashMap<&str, &str> =
             HashMap::from([("TAILCHAT_URL", "https://chat.example.com")]);
-        let app = build(&partial, deps(&dir), "http://x", false);
+        let app = build(&partial, deps.clone(), "http://x", false);
         assert_eq!(
             app.statuses[0].mode,
             Mode::Missing(vec![
@@ -206,14 +207,14 @@ mod tests {
             ("TAILCHAT_APP_SECRET", "s"),
             ("TAILCHAT_CALLBACK_TOKEN", "a-long-enough-secret-token"),
         ]);
-        let app = build(&full, deps(&dir), "http://x", false);
+        let app = build(&full, deps.clone(), "http://x", false);
         assert_eq!(app.statuses[0].mode, Mode::Live);
         assert!(
             !app.statuses[0]
                 .to_string()
                 .contains("a-long-enough-secret-token")
         );
-        let forced = build(&full, deps(&dir), "http://x", true);
+        let forced = build(&full, deps, "http://x", true);
         assert_eq!(forced.statuses[0].mode, Mode::Emulator);
     }
 }

@@ -130,10 +130,10 @@ impl DynamoStore {
             .key_schema(key("sk", KeyType::Range)?)
             .send()
             .await;
-        if let Err(err) = created {
-            if err.as_service_error().and_then(|e| e.code()) != Some("ResourceInUseException") {
-                return Err(unavailable(err));
-            }
+        if let Err(err) = created
+            && err.as_service_error().and_then(|e| e.code()) != Some("ResourceInUseException")
+        {
+            return Err(unavailable(err));
         }
         let ttl = TimeToLiveSpecification::builder()
             .attribute_name("expires_at")
@@ -260,7 +260,7 @@ impl StateStore for DynamoStore {
                 .expression_attribute_values(":now", n(now))
                 .expression_attribute_values(":limit", n(limit))
                 .expression_attribute_values(":delta", n(delta))
-                .return_values(aws_sdk_dynamodb::types::ReturnValue::UpdatedNew);
+                .return_values(aws_sdk_dynamodb::types::ReturnValue::AllNew);
             match update.send().await {
                 Ok(out) => {
                     let value = out
