@@ -87,10 +87,7 @@ async fn main() {
         "V1StGXR8_Z5jdHi6B-myTV1StGXR8_Z5",
         "6552f3a0c3b1e2a9d4f01234",
     );
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let api_url = format!("http://{}", listener.local_addr().unwrap());
-    let router = emu.router();
-    tokio::spawn(async move { axum::serve(listener, router).await });
+    let api_url = emu.serve_on_loopback().await.unwrap();
     let env = [
         ("TAILCHAT_URL", api_url),
         ("TAILCHAT_APP_ID", "tc_6448e822834c12425646f470".to_owned()),

@@ -6,7 +6,7 @@ use hookline_tailchat::emulator::TailchatEmulator;
 use serde_json::Value;
 
 use crate::fake_lambda::Lambda;
-use crate::support::{self, fixture_json, workspace_bin};
+use crate::support::{fixture_json, workspace_bin};
 
 const BOT: &str = "6552f3a0c3b1e2a9d4f01234";
 const APP_ID: &str = "tc_6448e822834c12425646f470";
@@ -16,7 +16,7 @@ const TOKEN: &str = "lambda-test-callback-token-0001";
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn function_url_events_run_through_the_lambda_binary() {
     let emu = TailchatEmulator::new(APP_ID, APP_SECRET, BOT);
-    let api_url = support::spawn(emu.router()).await;
+    let api_url = emu.serve_on_loopback().await.expect("emulator");
     let dir = tempfile::tempdir().expect("tempdir");
     let env = [
         ("TAILCHAT_URL", api_url.clone()),

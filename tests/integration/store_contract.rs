@@ -21,8 +21,10 @@ fn embedded(clock: SharedClock) -> Option<(SharedStore, Guard)> {
     Some((store, Some(dir)))
 }
 
-fn dynamo_client(endpoint: &str) -> aws_sdk_dynamodb::Client {
-    let config = aws_sdk_dynamodb::Config::builder()
+/// A client for a local DynamoDB-protocol server: fixed region, dummy credentials, nothing
+/// read from the environment (so no instance-metadata probe).
+fn dynamo_config(endpoint: &str) -> aws_sdk_dynamodb::config::Builder {
+    aws_sdk_dynamodb::Config::builder()
         .behavior_version(BehaviorVersion::latest())
         .region(Region::new("us-east-1"))
         .credentials_provider(Credentials::new(
@@ -33,8 +35,6 @@ fn dynamo_client(endpoint: &str) -> aws_sdk_dynamodb::Client {
             "hookline-tests",
         ))
         .endpoint_url(endpoint)
-        .build();
-    aws_sdk_dynamodb::Client::from_conf(config)
 }
 
 async fn dynamodb(clock: SharedClock) -> Option<(SharedStore, Guard)> {
@@ -53,7 +53,8 @@ async fn dynamodb(clock: SharedClock) -> Option<(SharedStore, Guard)> {
         return None;
     };
     let table = format!("hookline-test-{:016x}", rand_id());
-    let store = DynamoStore::new(dynamo_client(&endpoint), table, clock);
+    let client = aws_sdk_dynamodb::Client::from_conf(dynamo_config(&endpoint).build());
+    let store = DynamoStore::new(client, table, clock);
     store
         .create_table_if_missing()
         .await
@@ -323,17 +324,7 @@ async fn prefix_queries_stay_in_one_partition_in_sort_order(
 #[tokio::test]
 async fn an_unreachable_dynamodb_is_a_clear_error() {
     let endpoint = format!("http://127.0.0.1:{}", support::free_port());
-    let config = aws_sdk_dynamodb::Config::builder()
-        .behavior_version(BehaviorVersion::latest())
-        .region(Region::new("us-east-1"))
-        .credentials_provider(Credentials::new(
-            "test",
-            "test",
-            None,
-            None,
-            "hookline-tests",
-        ))
-        .endpoint_url(endpoint)
+    let config = dynamo_config(&endpoint)
         .retry_config(aws_sdk_dynamodb::config::retry::RetryConfig::disabled())
         .build();
     let clock: SharedClock = Arc::new(hookline::clock::SystemClock);

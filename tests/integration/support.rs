@@ -4,7 +4,6 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use axum::Router;
 use hookline::async_trait;
 use hookline::bot::DefaultBot;
 use hookline::clock::SharedClock;
@@ -24,16 +23,6 @@ pub fn fixture(path: &str) -> Vec<u8> {
 /// A fixture parsed as JSON.
 pub fn fixture_json(path: &str) -> Value {
     serde_json::from_slice(&fixture(path)).unwrap_or_else(|e| panic!("fixture {path}: {e}"))
-}
-
-/// Serves `router` on a free loopback port; returns its base URL.
-pub async fn spawn(router: Router) -> String {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind loopback");
-    let addr = listener.local_addr().expect("local addr");
-    tokio::spawn(async move { axum::serve(listener, router).await });
-    format!("http://{addr}")
 }
 
 /// A free loopback port (bound and released; good enough for a test).

@@ -49,7 +49,7 @@ async fn harness_with(app_secret: &str) -> Harness {
     let (inner, dir) = support::embedded(clock.clone());
     let store = Arc::new(CountingStore::new(inner));
     let emu = TailchatEmulator::new(APP_ID, APP_SECRET, BOT);
-    let base = support::spawn(emu.router()).await;
+    let base = emu.serve_on_loopback().await.expect("emulator");
     let shared: SharedStore = store.clone();
     let router = hookline_tailchat::router(config(base, app_secret), support::deps(shared, clock));
     Harness {
@@ -362,7 +362,7 @@ async fn malformed_and_oversized_bodies_are_rejected_and_nothing_is_sent() {
 async fn an_unreachable_store_asks_for_a_retry_and_sends_nothing() {
     let clock: SharedClock = Arc::new(SystemClock);
     let emu = TailchatEmulator::new(APP_ID, APP_SECRET, BOT);
-    let base = support::spawn(emu.router()).await;
+    let base = emu.serve_on_loopback().await.expect("emulator");
     let router = hookline_tailchat::router(
         config(base, APP_SECRET),
         support::deps(Arc::new(DownStore), clock),

@@ -65,10 +65,7 @@ fn benches(c: &mut Criterion) {
             "V1StGXR8_Z5jdHi6B-myTV1StGXR8_Z5",
             "6552f3a0c3b1e2a9d4f01234",
         );
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let api_url = format!("http://{}", listener.local_addr().unwrap());
-        let emu_router = emu.router();
-        tokio::spawn(async move { axum::serve(listener, emu_router).await });
+        let api_url = emu.serve_on_loopback().await.unwrap();
         let clock: SharedClock = Arc::new(SystemClock);
         let store =
             Arc::new(EmbeddedStore::open(&dir.path().join("s.redb"), clock.clone()).unwrap());

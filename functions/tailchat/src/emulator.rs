@@ -109,6 +109,15 @@ impl TailchatEmulator {
             .with_state(self.clone())
     }
 
+    /// Serves the emulator on a free loopback port; returns its base URL (the `TAILCHAT_URL`).
+    pub async fn serve_on_loopback(&self) -> std::io::Result<String> {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+        let url = format!("http://{}", listener.local_addr()?);
+        let router = self.router();
+        tokio::spawn(async move { axum::serve(listener, router).await });
+        Ok(url)
+    }
+
     /// Successful logins so far.
     pub fn logins(&self) -> usize {
         self.ledger().logins
