@@ -2,22 +2,29 @@
 //! `GET /healthz`, then `simulate --url` against it.
 
 use std::process::Stdio;
+use std::sync::Arc;
 use std::time::Duration;
 
-use crate::support::{free_port, workspace_bin};
+use hookline::store::{DynamoStore, StateStore};
 
-#[tokio::test]
-async fn serve_answers_healthz_and_simulate_gets_the_bots_reply() {
-    let data = tempfile::tempdir().expect("tempdir");
+use crate::store_contract::dynamo_config;
+use crate::support::{self, free_port, workspace_bin};
+
+/// Starts `hookline serve` on the emulators with `env`, waits for /healthz, returns its base URL.
+async fn start_serve(env: &[(&str, String)]) -> (tokio::process::Child, String) {
     let port = free_port();
     let base = format!("http://127.0.0.1:{port}");
-    let mut server = tokio::process::Command::new(workspace_bin("hookline"))
+    let mut command = tokio::process::Command::new(workspace_bin("hookline"));
+    command
         .arg("serve")
         .env_remove("TAILCHAT_URL")
         .env_remove("TAILCHAT_CALLBACK_TOKEN")
         .env_remove("HOOKLINE_TABLE")
-        .env("HOOKLINE_BIND", format!("127.0.0.1:{port}"))
-        .env("HOOKLINE_DATA_DIR", data.path())
+        .env("HOOKLINE_BIND", format!("127.0.0.1:{port}"));
+    for (name, value) in env {
+        command.env(name, value);
+    }
+    let server = command
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .kill_on_drop(true)
@@ -33,20 +40,31 @@ async fn serve_answers_healthz_and_simulate_gets_the_bots_reply() {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     assert!(ready, "hookline serve did not answer /healthz within 10 s");
+    (server, base)
+}
 
-    let simulate = |text: &'static str| {
-        tokio::process::Command::new(workspace_bin("hookline"))
-            .args(["simulate", "tailchat", text, "--url", &base])
-            .env_remove("TAILCHAT_CALLBACK_TOKEN")
-            .output()
-    };
-    let out = simulate("hello there").await.expect("simulate");
-    let stdout = String::from_utf8_lossy(&out.stdout);
+async fn simulate(base: &str, text: &str) -> String {
+    let out = tokio::process::Command::new(workspace_bin("hookline"))
+        .args(["simulate", "tailchat", text, "--url", base])
+        .env_remove("TAILCHAT_CALLBACK_TOKEN")
+        .output()
+        .await
+        .expect("simulate");
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
     assert!(
         out.status.success(),
         "{stdout}{}",
         String::from_utf8_lossy(&out.stderr)
     );
+    stdout
+}
+
+#[tokio::test]
+async fn serve_answers_healthz_and_simulate_gets_the_bots_reply() {
+    let data = tempfile::tempdir().expect("tempdir");
+    let (mut server, base) =
+        start_serve(&[("HOOKLINE_DATA_DIR", data.path().display().to_string())]).await;
+    let stdout = simulate(&base, "hello there").await;
     assert!(stdout.contains("-> 200 OK"), "{stdout}");
     assert!(
         stdout.contains("reply: [at=6448e822834c12425646f473][/at] Your message: hello there"),
@@ -54,11 +72,8 @@ async fn serve_answers_healthz_and_simulate_gets_the_bots_reply() {
     );
 
     // Notes persist in the embedded store between webhooks.
-    simulate("/remember water the plants")
-        .await
-        .expect("simulate");
-    let out = simulate("/notes").await.expect("simulate");
-    let stdout = String::from_utf8_lossy(&out.stdout);
+    simulate(&base, "/remember water the plants").await;
+    let stdout = simulate(&base, "/notes").await;
     assert!(stdout.contains("1. water the plants"), "{stdout}");
 
     server.start_kill().expect("stop serve");
@@ -67,4 +82,45 @@ async fn serve_answers_healthz_and_simulate_gets_the_bots_reply() {
         data.path().join("state.redb").exists(),
         "the embedded store lives in HOOKLINE_DATA_DIR"
     );
+}
+
+#[tokio::test]
+async fn serve_keeps_its_state_in_dynamodb_when_hookline_table_is_set() {
+    let Some(endpoint) = support::dynamodb_endpoint() else {
+        return;
+    };
+    let table = format!("hookline-serve-{:016x}", support::rand_id());
+    let clock: hookline::clock::SharedClock = Arc::new(hookline::clock::SystemClock);
+    let client = aws_sdk_dynamodb::Client::from_conf(dynamo_config(&endpoint).build());
+    let store = DynamoStore::new(client, &table, clock);
+    store.create_table_if_missing().await.expect("create table");
+    let data = tempfile::tempdir().expect("tempdir");
+    let env = [
+        ("HOOKLINE_TABLE", table.clone()),
+        ("HOOKLINE_DATA_DIR", data.path().display().to_string()),
+        ("AWS_ENDPOINT_URL_DYNAMODB", endpoint),
+        ("AWS_REGION", "us-east-1".into()),
+        ("AWS_ACCESS_KEY_ID", "test".into()),
+        ("AWS_SECRET_ACCESS_KEY", "test".into()),
+        ("AWS_EC2_METADATA_DISABLED", "true".into()),
+    ];
+    let (mut server, base) = start_serve(&env).await;
+    let stdout = simulate(&base, "/remember stored in dynamodb").await;
+    assert!(stdout.contains("Noted."), "{stdout}");
+    let stdout = simulate(&base, "/notes").await;
+    assert!(stdout.contains("1. stored in dynamodb"), "{stdout}");
+    server.start_kill().expect("stop serve");
+    let _ = server.wait().await;
+
+    // The notes and the cached session are in the table, and the embedded store was never made.
+    let notes = store
+        .query_prefix(
+            "tailchat#tc_656d756c61746f7200000000#notes#644f7c9d2a1b3c4d5e6f7082",
+            "",
+        )
+        .await
+        .expect("query");
+    assert_eq!(notes.len(), 1);
+    assert_eq!(notes[0].1.value, "stored in dynamodb");
+    assert!(!data.path().join("state.redb").exists());
 }

@@ -1,9 +1,5 @@
 //! The `StateStore` contract: every case runs against the embedded store and against DynamoDB
-//! through a real DynamoDB-protocol server (moto), whose endpoint `tests/run-all` passes in
-//! `HOOKLINE_TEST_DYNAMODB_ENDPOINT`.
-//!
-//! Without that variable the DynamoDB cases fail, unless `HOOKLINE_SKIP_DYNAMODB=1` says to skip
-//! them outside CI. Under CI (`CI` set) a skip is refused: the suite must run there.
+//! through a real DynamoDB-protocol server (moto); see `support::dynamodb_endpoint`.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -23,7 +19,7 @@ fn embedded(clock: SharedClock) -> Option<(SharedStore, Guard)> {
 
 /// A client for a local DynamoDB-protocol server: fixed region, dummy credentials, nothing
 /// read from the environment (so no instance-metadata probe).
-fn dynamo_config(endpoint: &str) -> aws_sdk_dynamodb::config::Builder {
+pub fn dynamo_config(endpoint: &str) -> aws_sdk_dynamodb::config::Builder {
     aws_sdk_dynamodb::Config::builder()
         .behavior_version(BehaviorVersion::latest())
         .region(Region::new("us-east-1"))
@@ -38,21 +34,8 @@ fn dynamo_config(endpoint: &str) -> aws_sdk_dynamodb::config::Builder {
 }
 
 async fn dynamodb(clock: SharedClock) -> Option<(SharedStore, Guard)> {
-    let Some(endpoint) = std::env::var("HOOKLINE_TEST_DYNAMODB_ENDPOINT")
-        .ok()
-        .filter(|e| !e.is_empty())
-    else {
-        let skip = std::env::var("HOOKLINE_SKIP_DYNAMODB").is_ok_and(|v| v == "1");
-        let ci = std::env::var("CI").is_ok_and(|v| !v.is_empty() && v != "false");
-        assert!(
-            skip && !ci,
-            "HOOKLINE_TEST_DYNAMODB_ENDPOINT is not set: run the suite with tests/run-all, which starts a \
-             DynamoDB-protocol server (or set HOOKLINE_SKIP_DYNAMODB=1 to skip these cases locally; never in CI)"
-        );
-        eprintln!("SKIPPED: DynamoDB contract case (HOOKLINE_SKIP_DYNAMODB=1)");
-        return None;
-    };
-    let table = format!("hookline-test-{:016x}", rand_id());
+    let endpoint = support::dynamodb_endpoint()?;
+    let table = format!("hookline-test-{:016x}", support::rand_id());
     let client = aws_sdk_dynamodb::Client::from_conf(dynamo_config(&endpoint).build());
     let store = DynamoStore::new(client, table, clock);
     store
@@ -60,11 +43,6 @@ async fn dynamodb(clock: SharedClock) -> Option<(SharedStore, Guard)> {
         .await
         .expect("create the test table");
     Some((Arc::new(store), None))
-}
-
-fn rand_id() -> u64 {
-    use std::hash::{BuildHasher, RandomState};
-    RandomState::new().hash_one(std::time::SystemTime::now())
 }
 
 macro_rules! contract {

@@ -25,6 +25,34 @@ pub fn fixture_json(path: &str) -> Value {
     serde_json::from_slice(&fixture(path)).unwrap_or_else(|e| panic!("fixture {path}: {e}"))
 }
 
+/// The DynamoDB-protocol server `tests/run-all` started (`HOOKLINE_TEST_DYNAMODB_ENDPOINT`).
+///
+/// Without it a DynamoDB test fails, unless `HOOKLINE_SKIP_DYNAMODB=1` asks to skip it outside
+/// CI; under CI (`CI` set) a skip is refused: the DynamoDB suite must run there.
+pub fn dynamodb_endpoint() -> Option<String> {
+    if let Some(endpoint) = std::env::var("HOOKLINE_TEST_DYNAMODB_ENDPOINT")
+        .ok()
+        .filter(|e| !e.is_empty())
+    {
+        return Some(endpoint);
+    }
+    let skip = std::env::var("HOOKLINE_SKIP_DYNAMODB").is_ok_and(|v| v == "1");
+    let ci = std::env::var("CI").is_ok_and(|v| !v.is_empty() && v != "false");
+    assert!(
+        skip && !ci,
+        "HOOKLINE_TEST_DYNAMODB_ENDPOINT is not set: run the suite with tests/run-all, which starts a \
+         DynamoDB-protocol server (or set HOOKLINE_SKIP_DYNAMODB=1 to skip these cases locally; never in CI)"
+    );
+    eprintln!("SKIPPED: a DynamoDB case (HOOKLINE_SKIP_DYNAMODB=1)");
+    None
+}
+
+/// A fresh random number, for unique table names.
+pub fn rand_id() -> u64 {
+    use std::hash::{BuildHasher, RandomState};
+    RandomState::new().hash_one(std::time::SystemTime::now())
+}
+
 /// A free loopback port (bound and released; good enough for a test).
 pub fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
