@@ -1,0 +1,215 @@
+//! `TencentClient`: REST calls as the app admin, with a cached UserSig.
+//!
+//! The UserSig is generated locally (no network), cached in memory and in the store, valid for
+//! 7 days and regenerated once less than 2 days remain. Every answer is checked for
+//! `ActionStatus`/`ErrorCode` (HTTP is 200 even on failure). Sends are idempotent on Tencent's
+//! side (the same `Random` within 5 minutes is the same message), so 5xx, timeouts and
+//! `ErrorCode -1` are retried.
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use hookline::clock::SharedClock;
+use hookline::credential::{Credential, CredentialCache};
+use hookline::error::{HookError, PlatformError, PlatformErrorKind};
+use hookline::http::{HttpClient, Idempotence};
+use hookline::pipeline::Deps;
+use hookline::secret::Secret;
+use hookline::store::Key;
+use serde::Serialize;
+
+use crate::config::TencentConfig;
+use crate::event::RestResult;
+use crate::usersig::gen_usersig;
+
+const PLATFORM: &str = "tencent";
+
+/// Lifetime of a generated UserSig.
+pub const USERSIG_TTL: Duration = Duration::from_secs(7 * 24 * 3600);
+/// Regenerate once less than this remains.
+pub const USERSIG_REFRESH_BEFORE: Duration = Duration::from_secs(2 * 24 * 3600);
+
+/// Where the admin UserSig of an app is cached in the store.
+pub fn usersig_key(sdkappid: u64, admin: &str) -> Key {
+    Key::new(
+        format!("tencent#{sdkappid}#cred"),
+        format!("usersig#{admin}"),
+    )
+}
+
+/// The REST client of one app.
+#[derive(Debug)]
+pub struct TencentClient {
+    http: HttpClient,
+    api_url: String,
+    sdkappid: u64,
+    admin: String,
+    secret_key: Secret,
+    clock: SharedClock,
+    usersig: CredentialCache<String>,
+    generated: AtomicUsize,
+}
+
+fn error(call: &'static str, kind: PlatformErrorKind, detail: impl Into<String>) -> PlatformError {
+    PlatformError::new(PLATFORM, call, kind, detail)
+}
+
+/// What an `ErrorCode` means for us.
+fn explain(code: i64) -> (PlatformErrorKind, &'static str) {
+    use PlatformErrorKind::{Auth, Permission, Rejected, Unavailable};
+    match code {
+        70001 => (
+            Auth,
+            "the UserSig expired even after regeneration: check the server's clock",
+        ),
+        70002 | 70003 => (Auth, "the UserSig is invalid: check TENCENT_SECRET_KEY"),
+        70009 => (
+            Auth,
+            "the UserSig was signed with another app's key: TENCENT_SECRET_KEY must belong to TENCENT_SDKAPPID",
+        ),
+        70013 => (
+            Auth,
+            "the identifier differs from the UserSig's: check TENCENT_ADMIN",
+        ),
+        70014 => (
+            Auth,
+            "the SDKAppID does not match the UserSig's: check TENCENT_SDKAPPID",
+        ),
+        70016 => (Auth, "no key is configured for this app in the console"),
+        70020 => (
+            Auth,
+            "SDKAppID not found in this data centre: check TENCENT_SDKAPPID and TENCENT_API_URL (e.g. https://adminapisgp.im.qcloud.com for Singapore)",
+        ),
+        10007 | 10004 => (
+            Permission,
+            "no permission: is the chatbot a member of the group?",
+        ),
+        10010 | 10015 => (
+            Rejected,
+            "the group does not exist (dissolved, or a wrong GroupId)",
+        ),
+        80001 => (Rejected, "the reply contains words Tencent filters"),
+        80002 => (Rejected, "the reply is too long"),
+        -1 | 70500 | 90994 => (Unavailable, "Tencent is busy"),
+        _ => (Rejected, "see Tencent's error code table"),
+    }
+}
+
+impl TencentClient {
+    /// A client for `config`, caching its UserSig in `deps.store`.
+    pub fn new(config: &TencentConfig, deps: &Deps) -> Self {
+        Self {
+            http: deps.http.clone(),
+            api_url: config.api_url.clone(),
+            sdkappid: config.sdkappid,
+            admin: config.admin.clone(),
+            secret_key: config.secret_key.clone(),
+            clock: deps.clock.clone(),
+            usersig: CredentialCache::new(
+                deps.store.clone(),
+                usersig_key(config.sdkappid, &config.admin),
+                deps.clock.clone(),
+                USERSIG_REFRESH_BEFORE,
+            ),
+            generated: AtomicUsize::new(0),
+        }
+    }
+
+    /// How many UserSigs this client has generated (observability; tests assert on it).
+    pub fn usersigs_generated(&self) -> usize {
+        self.generated.load(Ordering::SeqCst)
+    }
+
+    /// The admin's UserSig, generated when there is none or it is close to expiry.
+    pub async fn usersig(&self) -> Result<String, HookError> {
+        self.usersig
+            .get_or_fetch(|| async {
+                self.generated.fetch_add(1, Ordering::SeqCst);
+                let now = self.clock.now_s();
+                let ttl = i64::try_from(USERSIG_TTL.as_secs()).unwrap_or(i64::MAX);
+                tracing::info!(sdkappid = self.sdkappid, admin = %self.admin, "generated a UserSig");
+                Ok::<_, HookError>(Credential {
+                    value: gen_usersig(self.sdkappid, self.secret_key.expose(), &self.admin, ttl, now),
+                    expires_at_ms: (now + ttl).saturating_mul(1000),
+                })
+            })
+            .await
+    }
+
+    fn url(&self, path: &str, usersig: &str) -> String {
+        let query = url::form_urlencoded::Serializer::new(String::new())
+            .append_pair("sdkappid", &self.sdkappid.to_string())
+            .append_pair("identifier", &self.admin)
+            .append_pair("usersig", usersig)
+            .append_pair("random", &rand::random::<u32>().to_string())
+            .append_pair("contenttype", "json")
+            .finish();
+        format!("{}/v4/{path}?{query}", self.api_url)
+    }
+
+    /// Calls `v4/<path>` and checks the answer. A 70001 (expired UserSig) regenerates the
+    /// UserSig and retries once; `ErrorCode -1` (busy) is retried twice with backoff.
+    pub(crate) async fn call<T: Serialize + Sync>(
+        &self,
+        path: &str,
+        call: &'static str,
+        body: &T,
+    ) -> Result<(), HookError> {
+        let mut regenerated = false;
+        let mut busy = 0u32;
+        loop {
+            let usersig = self.usersig().await?;
+            let resp = self
+                .http
+                .post_json(
+                    &self.url(path, &usersig),
+                    Default::default(),
+                    body,
+                    Idempotence::Safe,
+                )
+                .await
+                .map_err(|e| error(call, PlatformErrorKind::Unavailable, e.to_string()))?;
+            let status = resp.status.as_u16();
+            if status == 429 {
+                return Err(error(call, PlatformErrorKind::RateLimited, "HTTP 429").into());
+            }
+            if resp.status.is_server_error() {
+                return Err(error(
+                    call,
+                    PlatformErrorKind::Unavailable,
+                    format!("HTTP {status}"),
+                )
+                .into());
+            }
+            let result: RestResult = serde_json::from_slice(&resp.body).map_err(|e| {
+                error(
+                    call,
+                    PlatformErrorKind::BadResponse,
+                    format!("HTTP {status}, unreadable answer: {e}"),
+                )
+            })?;
+            if result.error_code == 0 && result.action_status == "OK" {
+                return Ok(());
+            }
+            let code = result.error_code;
+            if code == 70001 && !regenerated {
+                tracing::warn!("Tencent says the UserSig expired; regenerating it");
+                self.usersig.invalidate(&usersig).await?;
+                regenerated = true;
+                continue;
+            }
+            let (kind, hint) = explain(code);
+            if kind == PlatformErrorKind::Unavailable && busy < 2 {
+                busy += 1;
+                tokio::time::sleep(Duration::from_millis(200 * u64::from(busy))).await;
+                continue;
+            }
+            return Err(error(
+                call,
+                kind,
+                format!("ErrorCode {code} ({}): {hint}", result.error_info),
+            )
+            .into());
+        }
+    }
+}

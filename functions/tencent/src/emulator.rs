@@ -1,0 +1,213 @@
+//! A Tencent Cloud Chat REST emulator: `send_group_msg` and `openim/sendmsg`, checking the query
+//! (`sdkappid`, `identifier`, `usersig` verified like the server, `random`) and answering with
+//! the real `ActionStatus`/`ErrorCode` envelope at HTTP 200. Like Tencent, it treats a message
+//! with the same `Random` to the same target within 5 minutes as the same message. Every
+//! accepted message is recorded and listed at `GET /sent`.
+
+use std::collections::HashMap;
+use std::collections::VecDeque;
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use axum::extract::{RawQuery, State};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use hookline::clock::SharedClock;
+use serde_json::{Value, json};
+
+use crate::usersig::{UserSigError, verify_usersig};
+
+/// The emulator's default SDKAppID.
+pub const EMULATOR_SDKAPPID: u64 = 1_400_000_000;
+/// The emulator's default key (the sample key of the official repositories).
+pub const EMULATOR_SECRET_KEY: &str =
+    "5bd2850fff3ecb11d7c805251c51ee463a25727bddc2385f3fa8bfee1bb93b5e";
+/// The emulator's default chatbot.
+pub const EMULATOR_BOT_ID: &str = "@RBT#001";
+
+#[derive(Default)]
+struct Ledger {
+    attempts: usize,
+    sent: Vec<Value>,
+    usersigs: Vec<String>,
+    seen_randoms: HashMap<(String, u64), i64>,
+    failures: VecDeque<(i64, String)>,
+}
+
+struct Inner {
+    sdkappid: u64,
+    key: String,
+    admin: String,
+    clock: SharedClock,
+    ledger: Mutex<Ledger>,
+}
+
+/// The emulator. Clones share state.
+#[derive(Clone)]
+pub struct TencentEmulator {
+    inner: Arc<Inner>,
+}
+
+impl std::fmt::Debug for TencentEmulator {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TencentEmulator")
+            .field("sdkappid", &self.inner.sdkappid)
+            .finish_non_exhaustive()
+    }
+}
+
+fn fail(code: i64, info: &str) -> Json<Value> {
+    Json(json!({"ActionStatus": "FAIL", "ErrorInfo": info, "ErrorCode": code}))
+}
+
+impl TencentEmulator {
+    /// An emulator of one app whose admin is `admin`, on `clock` (UserSig expiry).
+    pub fn new(sdkappid: u64, key: &str, admin: &str, clock: SharedClock) -> Self {
+        Self {
+            inner: Arc::new(Inner {
+                sdkappid,
+                key: key.into(),
+                admin: admin.into(),
+                clock,
+                ledger: Mutex::new(Ledger::default()),
+            }),
+        }
+    }
+
+    fn ledger(&self) -> MutexGuard<'_, Ledger> {
+        self.inner.ledger.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The routes, relative to the emulated REST domain.
+    pub fn router(&self) -> Router {
+        Router::new()
+            .route(
+                "/v4/group_open_http_svc/send_group_msg",
+                post(|s, q, b| handle(s, q, b, "send_group_msg")),
+            )
+            .route(
+                "/v4/openim/sendmsg",
+                post(|s, q, b| handle(s, q, b, "sendmsg")),
+            )
+            .route(
+                "/sent",
+                get(|State(emu): State<Self>| async move { Json(emu.sent()) }),
+            )
+            .with_state(self.clone())
+    }
+
+    /// Serves the emulator on a free loopback port; returns its base URL (the `TENCENT_API_URL`).
+    pub async fn serve_on_loopback(&self) -> std::io::Result<String> {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+        let url = format!("http://{}", listener.local_addr()?);
+        let router = self.router();
+        tokio::spawn(async move { axum::serve(listener, router).await });
+        Ok(url)
+    }
+
+    /// Every accepted message: `{"api", "query", "body"}` (`query` without the UserSig).
+    pub fn sent(&self) -> Vec<Value> {
+        self.ledger().sent.clone()
+    }
+
+    /// Calls so far, refused ones included.
+    pub fn attempts(&self) -> usize {
+        self.ledger().attempts
+    }
+
+    /// The distinct UserSigs presented so far.
+    pub fn distinct_usersigs(&self) -> usize {
+        self.ledger().usersigs.len()
+    }
+
+    /// Makes the next call fail with this `ErrorCode`.
+    pub fn fail_next(&self, code: i64, info: &str) {
+        self.ledger().failures.push_back((code, info.into()));
+    }
+}
+
+async fn handle(
+    State(emu): State<TencentEmulator>,
+    RawQuery(query): RawQuery,
+    body: axum::body::Bytes,
+    api: &'static str,
+) -> Json<Value> {
+    let query: HashMap<String, String> =
+        url::form_urlencoded::parse(query.unwrap_or_default().as_bytes())
+            .into_owned()
+            .collect();
+    let now = emu.inner.clock.now_s();
+    let mut ledger = emu.ledger();
+    ledger.attempts += 1;
+    if query.get("sdkappid").and_then(|s| s.parse::<u64>().ok()) != Some(emu.inner.sdkappid) {
+        return fail(70020, "SDKAppID not found");
+    }
+    let identifier = query.get("identifier").cloned().unwrap_or_default();
+    if identifier != emu.inner.admin {
+        return fail(70013, "identifier is not an app admin");
+    }
+    let usersig = query.get("usersig").cloned().unwrap_or_default();
+    if usersig.is_empty() {
+        return fail(70002, "UserSig is empty");
+    }
+    match verify_usersig(
+        &usersig,
+        emu.inner.sdkappid,
+        &emu.inner.key,
+        &identifier,
+        now,
+    ) {
+        Ok(_) => {}
+        Err(UserSigError::Expired) => return fail(70001, "UserSig expired"),
+        Err(UserSigError::WrongApp(_)) => return fail(70014, "SDKAppID mismatch"),
+        Err(UserSigError::WrongIdentifier(_)) => return fail(70013, "identifier mismatch"),
+        Err(UserSigError::BadSignature) => return fail(70009, "UserSig signed with another key"),
+        Err(UserSigError::Malformed(_)) => return fail(70003, "UserSig invalid"),
+    }
+    if !ledger.usersigs.contains(&usersig) {
+        ledger.usersigs.push(usersig);
+    }
+    if query
+        .get("random")
+        .and_then(|r| r.parse::<u32>().ok())
+        .is_none()
+        || query.get("contenttype").map(String::as_str) != Some("json")
+    {
+        return fail(90001, "random and contenttype=json are required");
+    }
+    if let Some((code, info)) = ledger.failures.pop_front() {
+        return fail(code, &info);
+    }
+    let Ok(body) = serde_json::from_slice::<Value>(&body) else {
+        return fail(90001, "JSON parse error");
+    };
+    let (target, random) = match api {
+        "send_group_msg" => (body["GroupId"].as_str(), body["Random"].as_u64()),
+        _ => (body["To_Account"].as_str(), body["MsgRandom"].as_u64()),
+    };
+    let (Some(target), Some(random)) = (target, random.filter(|r| u32::try_from(*r).is_ok()))
+    else {
+        return fail(
+            10004,
+            "invalid parameters: target and a 32-bit random are required",
+        );
+    };
+    if !body["MsgBody"].as_array().is_some_and(|b| !b.is_empty()) {
+        return fail(10004, "MsgBody is empty");
+    }
+    // Same Random, same target, within 5 minutes: the same message.
+    let key = (target.to_owned(), random);
+    let duplicate = ledger.seen_randoms.get(&key).is_some_and(|t| now - t < 300);
+    if !duplicate {
+        ledger.seen_randoms.insert(key, now);
+        let query: HashMap<&String, &String> =
+            query.iter().filter(|(k, _)| *k != "usersig").collect();
+        tracing::info!(api, target, "tencent emulator: the bot sent a message");
+        ledger
+            .sent
+            .push(json!({"api": api, "query": query, "body": body}));
+    }
+    let seq = ledger.sent.len();
+    Json(
+        json!({"ActionStatus": "OK", "ErrorInfo": "", "ErrorCode": 0, "MsgTime": now, "MsgSeq": seq}),
+    )
+}

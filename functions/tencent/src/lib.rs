@@ -1,0 +1,233 @@
+//! # hookline-tencent
+//!
+//! The Tencent Cloud Chat (IM) chatbot webhook: [`router`] serves `POST /` (mounted at
+//! `/tencent` by `hookline serve`, the Function URL root under Lambda) for the app's callback
+//! URL. Handles `Bot.OnGroupMessage` (a user @-mentions the chatbot in a group) and
+//! `Bot.OnC2CMessage` (a one-to-one message to it); every other command is acknowledged with the
+//! OK body and ignored.
+//!
+//! Checks: `SdkAppid` is ours; with `TENCENT_CALLBACK_TOKEN`, a valid `Sign` no older than 60 s;
+//! `CallbackCommand` agrees between query and body. Dedup keys: `GroupId`+`MsgSeq`, `MsgKey`.
+//! Replies go through `send_group_msg` / `openim/sendmsg` as the app admin with a cached
+//! UserSig, from the chatbot account, with a `Random` derived from the event so a retried reply
+//! is deduplicated by Tencent itself.
+//!
+//! Environment: `TENCENT_SDKAPPID`, `TENCENT_SECRET_KEY`, `TENCENT_BOT_ID`, optional
+//! `TENCENT_ADMIN`, `TENCENT_API_URL`, `TENCENT_CALLBACK_TOKEN`, plus the shared `HOOKLINE_*`.
+
+use std::sync::Arc;
+
+use axum::response::{IntoResponse, Response};
+use axum::{Json, Router};
+use hookline::error::HookError;
+use hookline::model::{Decoded, Inbound, Platform, Reply};
+use hookline::pipeline::{Adapter, Deps, Pipeline, RawRequest, webhook};
+use sha2::{Digest, Sha256};
+
+mod client;
+mod config;
+mod decode;
+pub mod emulator;
+mod event;
+pub mod usersig;
+mod verify;
+
+pub use client::{TencentClient, USERSIG_REFRESH_BEFORE, USERSIG_TTL, usersig_key};
+pub use config::{DEFAULT_API_URL, TencentConfig, VARS};
+pub use decode::{Target, TencentContext, strip_leading_mentions};
+pub use verify::{MAX_SKEW_S, callback_sign, verify_sign};
+
+use crate::event::{GroupAt, SendC2cMsg, SendGroupMsg, text_elem};
+
+/// The longest reply text sent, in bytes (Tencent refuses message bodies over 8 KB: 80002).
+pub const MAX_TEXT_BYTES: usize = 7_900;
+
+/// The `Random` of reply number `index` to an event: the first four bytes of a SHA-256 over the
+/// bot and the event's identity, so a redelivered event produces the same `Random` and Tencent
+/// drops the repeat (same `Random` within 5 minutes = same message).
+pub fn message_random(bot_id: &str, target: &Target, index: usize) -> u32 {
+    let seed = match target {
+        Target::Group {
+            group_id, msg_seq, ..
+        } => format!("{bot_id}\n{group_id}\n{msg_seq}\n{index}"),
+        Target::C2c { msg_key, .. } => format!("{bot_id}\nc2c\n{msg_key}\n{index}"),
+    };
+    let digest = Sha256::digest(seed.as_bytes());
+    u32::from_be_bytes([digest[0], digest[1], digest[2], digest[3]])
+}
+
+fn fit(text: String) -> String {
+    if text.len() <= MAX_TEXT_BYTES {
+        return text;
+    }
+    let mut end = MAX_TEXT_BYTES - '…'.len_utf8();
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}…", &text[..end])
+}
+
+/// The Tencent adapter.
+#[derive(Debug)]
+pub struct TencentAdapter {
+    config: TencentConfig,
+    client: TencentClient,
+    bot_key: String,
+}
+
+impl TencentAdapter {
+    /// An adapter for `config`.
+    pub fn new(config: TencentConfig, deps: &Deps) -> Self {
+        let client = TencentClient::new(&config, deps);
+        let bot_key = format!("{}/{}", config.sdkappid, config.bot_id);
+        Self {
+            config,
+            client,
+            bot_key,
+        }
+    }
+
+    /// The REST client.
+    pub fn client(&self) -> &TencentClient {
+        &self.client
+    }
+}
+
+/// Tencent's success answer to a callback.
+pub fn ok_body() -> serde_json::Value {
+    serde_json::json!({"ActionStatus": "OK", "ErrorInfo": "", "ErrorCode": 0})
+}
+
+impl Adapter for TencentAdapter {
+    type Context = TencentContext;
+
+    fn platform(&self) -> Platform {
+        Platform::Tencent
+    }
+
+    fn bot_key(&self) -> &str {
+        &self.bot_key
+    }
+
+    fn verify(&self, request: &RawRequest) -> Result<(), HookError> {
+        verify::verify_callback(&self.config, request)
+    }
+
+    async fn decode(
+        &self,
+        request: &RawRequest,
+    ) -> Result<Decoded<Inbound<TencentContext>>, HookError> {
+        let command = request.query_param("CallbackCommand");
+        decode::decode_callback(
+            command.as_deref(),
+            &request.body,
+            &self.config.bot_id,
+            request.now_ms,
+        )
+    }
+
+    async fn send(
+        &self,
+        inbound: &Inbound<TencentContext>,
+        replies: &[Reply],
+    ) -> Result<(), HookError> {
+        let bot = self.config.bot_id.as_str();
+        for (index, reply) in replies.iter().enumerate() {
+            let random = message_random(bot, &inbound.context.target, index);
+            match &inbound.context.target {
+                Target::Group {
+                    group_id,
+                    topic_id,
+                    sender,
+                    ..
+                } => {
+                    let text = fit(format!("@{sender} {}", reply.to_plain_text()));
+                    let body = SendGroupMsg {
+                        group_id,
+                        random,
+                        from_account: bot,
+                        msg_body: vec![text_elem(&text)],
+                        group_at: vec![GroupAt {
+                            all: 0,
+                            account: sender,
+                        }],
+                        topic_id: topic_id.as_deref(),
+                    };
+                    self.client
+                        .call(
+                            "group_open_http_svc/send_group_msg",
+                            "send_group_msg",
+                            &body,
+                        )
+                        .await?;
+                }
+                Target::C2c { user, .. } => {
+                    let text = fit(reply.to_plain_text());
+                    let body = SendC2cMsg {
+                        sync_other_machine: 2,
+                        from_account: bot,
+                        to_account: user,
+                        msg_random: random,
+                        msg_body: vec![text_elem(&text)],
+                    };
+                    self.client.call("openim/sendmsg", "sendmsg", &body).await?;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn ack(&self) -> Response {
+        Json(ok_body()).into_response()
+    }
+}
+
+/// The webhook router for one Tencent chatbot.
+pub fn router(config: TencentConfig, deps: Deps) -> Router {
+    webhook(Arc::new(pipeline(config, deps)))
+}
+
+/// The pipeline behind [`router`].
+pub fn pipeline(config: TencentConfig, deps: Deps) -> Pipeline<TencentAdapter> {
+    let adapter = TencentAdapter::new(config, &deps);
+    Pipeline::new(adapter, deps)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn randoms_are_stable_per_event_and_distinct_across_events_and_replies() {
+        let target = |seq| Target::Group {
+            group_id: "@TGS#2J4SZEAEL".into(),
+            topic_id: None,
+            msg_seq: seq,
+            sender: "jared".into(),
+        };
+        assert_eq!(
+            message_random("@RBT#001", &target(123), 0),
+            message_random("@RBT#001", &target(123), 0)
+        );
+        assert_ne!(
+            message_random("@RBT#001", &target(123), 0),
+            message_random("@RBT#001", &target(124), 0)
+        );
+        assert_ne!(
+            message_random("@RBT#001", &target(123), 0),
+            message_random("@RBT#001", &target(123), 1)
+        );
+        assert_ne!(
+            message_random("@RBT#001", &target(123), 0),
+            message_random("@RBT#002", &target(123), 0)
+        );
+    }
+
+    #[test]
+    fn long_texts_are_cut_on_a_character_boundary() {
+        let long = "好".repeat(4_000);
+        let cut = fit(long);
+        assert!(cut.len() <= MAX_TEXT_BYTES && cut.ends_with('…'));
+        assert_eq!(fit("short".into()), "short");
+    }
+}

@@ -1,0 +1,17 @@
+//! `hookline-tencent`: the Tencent Cloud Chat webhook as an AWS Lambda function (Function URL),
+//! or as a local server on `HOOKLINE_BIND` when not under Lambda.
+
+use hookline::config::SharedConfig;
+use hookline::pipeline::Deps;
+use hookline_tencent::TencentConfig;
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    hookline::telemetry::init();
+    let shared = SharedConfig::from_env()?;
+    let config = TencentConfig::from_env()?;
+    let deps = Deps::open(&shared).await.map_err(|e| anyhow::anyhow!(e))?;
+    let router = hookline_tencent::router(config, deps);
+    hookline::runtime::serve(router, shared.bind, shared.trust_proxy).await?;
+    Ok(())
+}
