@@ -7,3 +7,4 @@ mod serve; // the hookline binary: serve, healthz, simulate --url
 mod store_contract; // the StateStore contract, on the embedded store and on DynamoDB (moto)
 mod support; // fixtures, loopback servers, store wrappers, dependency builders
 mod tailchat; // Tailchat fixtures through the router against the Tailchat emulator
+mod tencent; // Tencent fixtures through the router against the Tencent REST emulator
