@@ -45,15 +45,11 @@ fn event(message_id: &str) -> Value {
                     "messageSnippet": "[at=6552f3a0c3b1e2a9d4f01234]EchoBot[/at] hi"},
         "createdAt": "2023-11-14T22:13:20.123Z"
     });
-    serde_json::json!({
-        "version": "2.0", "routeKey": "$default", "rawPath": "/", "rawQueryString": format!("token={TOKEN}"),
-        "headers": {"content-type": "application/json"},
-        "requestContext": {"accountId": "anonymous", "apiId": "x", "domainName": "x.lambda-url.us-east-1.on.aws",
-            "domainPrefix": "x", "http": {"method": "POST", "path": "/", "protocol": "HTTP/1.1",
-            "sourceIp": "203.0.113.9", "userAgent": "got"}, "requestId": "r", "routeKey": "$default",
-            "stage": "$default", "time": "14/Nov/2023:22:13:20 +0000", "timeEpoch": 1700000000123_i64},
-        "body": body.to_string(), "isBase64Encoded": false
-    })
+    fake_lambda::function_url_event(
+        &format!("token={TOKEN}"),
+        body.to_string().as_bytes(),
+        "203.0.113.9",
+    )
 }
 
 fn peak_rss_kib(pid: u32) -> Option<u64> {

@@ -59,6 +59,22 @@ async fn record(
     StatusCode::ACCEPTED
 }
 
+/// A Lambda Function URL event (payload format 2.0) for a POST to `/?query` with `body`.
+pub fn function_url_event(query: &str, body: &[u8], source_ip: &str) -> Value {
+    serde_json::json!({
+        "version": "2.0", "routeKey": "$default", "rawPath": "/", "rawQueryString": query,
+        "headers": {"content-type": "application/json", "host": "abc.lambda-url.us-east-1.on.aws"},
+        "requestContext": {
+            "accountId": "anonymous", "apiId": "abc", "domainName": "abc.lambda-url.us-east-1.on.aws",
+            "domainPrefix": "abc",
+            "http": {"method": "POST", "path": "/", "protocol": "HTTP/1.1", "sourceIp": source_ip, "userAgent": "test"},
+            "requestId": "r", "routeKey": "$default", "stage": "$default",
+            "time": "14/Nov/2023:22:13:20 +0000", "timeEpoch": 1_700_000_000_123_i64
+        },
+        "body": String::from_utf8_lossy(body), "isBase64Encoded": false
+    })
+}
+
 /// A function process under the fake runtime.
 pub struct Lambda {
     events: mpsc::UnboundedSender<(String, Value)>,

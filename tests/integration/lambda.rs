@@ -5,8 +5,8 @@
 use hookline_tailchat::emulator::TailchatEmulator;
 use serde_json::Value;
 
-use crate::fake_lambda::Lambda;
-use crate::support::{fixture_json, workspace_bin};
+use crate::fake_lambda::{Lambda, function_url_event};
+use crate::support::{fixture, fixture_json, workspace_bin};
 
 const BOT: &str = "6552f3a0c3b1e2a9d4f01234";
 const APP_ID: &str = "tc_6448e822834c12425646f470";
@@ -80,4 +80,51 @@ async fn function_url_events_run_through_the_lambda_binary() {
     for secret in [TOKEN, APP_SECRET] {
         assert!(!log.contains(secret), "a secret reached the log:\n{log}");
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tencent_callbacks_run_through_the_lambda_binary() {
+    use hookline_tencent::emulator::TencentEmulator;
+    const KEY: &str = "5bd2850fff3ecb11d7c805251c51ee463a25727bddc2385f3fa8bfee1bb93b5e";
+    let clock: hookline::clock::SharedClock = std::sync::Arc::new(hookline::clock::SystemClock);
+    let emu = TencentEmulator::new(1_400_000_000, KEY, "administrator", clock);
+    let api_url = emu.serve_on_loopback().await.expect("emulator");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let env = [
+        ("TENCENT_SDKAPPID", "1400000000".to_owned()),
+        ("TENCENT_SECRET_KEY", KEY.to_owned()),
+        ("TENCENT_BOT_ID", "@RBT#001".to_owned()),
+        ("TENCENT_API_URL", api_url),
+        ("RUST_LOG", "info".to_owned()),
+    ];
+    let mut lambda = Lambda::start(&workspace_bin("hookline-tencent"), &env, dir.path()).await;
+    let query = "SdkAppid=1400000000&CallbackCommand=Bot.OnGroupMessage&contenttype=json&ClientIP=198.51.100.20&OptPlatform=Web";
+    let event = function_url_event(
+        query,
+        &fixture("tencent/group_message_topic.json"),
+        "203.0.113.7",
+    );
+    let answer = lambda.invoke(event).await;
+    assert_eq!(answer["statusCode"], 200, "{answer}");
+    let body: Value =
+        serde_json::from_str(answer["body"].as_str().unwrap_or_default()).expect("JSON body");
+    assert_eq!(
+        body,
+        serde_json::json!({"ActionStatus": "OK", "ErrorInfo": "", "ErrorCode": 0})
+    );
+    assert_eq!(emu.sent().len(), 1);
+    assert_eq!(
+        emu.sent()[0]["body"]["MsgBody"][0]["MsgContent"]["Text"],
+        "@lucy Your message: summarise this"
+    );
+
+    let foreign = function_url_event(
+        &query.replace("1400000000", "1400000001"),
+        &fixture("tencent/group_message_topic.json"),
+        "203.0.113.7",
+    );
+    assert_eq!(lambda.invoke(foreign).await["statusCode"], 401);
+    assert_eq!(emu.sent().len(), 1);
+    let log = std::fs::read_to_string(&lambda.log).expect("log");
+    assert!(!log.contains(KEY), "the secret key reached the log");
 }

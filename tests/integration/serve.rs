@@ -19,6 +19,8 @@ async fn start_serve(env: &[(&str, String)]) -> (tokio::process::Child, String) 
         .arg("serve")
         .env_remove("TAILCHAT_URL")
         .env_remove("TAILCHAT_CALLBACK_TOKEN")
+        .env_remove("TENCENT_SDKAPPID")
+        .env_remove("TENCENT_CALLBACK_TOKEN")
         .env_remove("HOOKLINE_TABLE")
         .env("HOOKLINE_BIND", format!("127.0.0.1:{port}"));
     for (name, value) in env {
@@ -44,8 +46,15 @@ async fn start_serve(env: &[(&str, String)]) -> (tokio::process::Child, String) 
 }
 
 async fn simulate(base: &str, text: &str) -> String {
+    simulate_on("tailchat", base, text).await
+}
+
+async fn simulate_on(platform: &str, base: &str, text: &str) -> String {
     let out = tokio::process::Command::new(workspace_bin("hookline"))
-        .args(["simulate", "tailchat", text, "--url", base])
+        .args(["simulate", platform, text, "--url", base])
+        .env_remove("TENCENT_SDKAPPID")
+        .env_remove("TENCENT_CALLBACK_TOKEN")
+        .env_remove("TENCENT_BOT_ID")
         .env_remove("TAILCHAT_CALLBACK_TOKEN")
         .output()
         .await
@@ -75,6 +84,12 @@ async fn serve_answers_healthz_and_simulate_gets_the_bots_reply() {
     simulate(&base, "/remember water the plants").await;
     let stdout = simulate(&base, "/notes").await;
     assert!(stdout.contains("1. water the plants"), "{stdout}");
+
+    // Tencent on its emulator, through the same server.
+    let stdout = simulate_on("tencent", &base, "hello tencent").await;
+    assert!(stdout.contains("/tencent -> 200 OK"), "{stdout}");
+    assert!(stdout.contains("Your message: hello tencent"), "{stdout}");
+    assert!(stdout.contains("reply: @simulator-"), "{stdout}");
 
     server.start_kill().expect("stop serve");
     let _ = server.wait().await;
@@ -123,4 +138,76 @@ async fn serve_keeps_its_state_in_dynamodb_when_hookline_table_is_set() {
     assert_eq!(notes.len(), 1);
     assert_eq!(notes[0].1.value, "stored in dynamodb");
     assert!(!data.path().join("state.redb").exists());
+}
+
+async fn setup_tencent(api_url: &str, key: &str, data: &std::path::Path) -> std::process::Output {
+    tokio::process::Command::new(workspace_bin("hookline"))
+        .args([
+            "setup",
+            "tencent",
+            "--nick",
+            "Jarvis",
+            "--group",
+            "@TGS#2J4SZEAEL",
+        ])
+        .env("TENCENT_SDKAPPID", "1400000000")
+        .env("TENCENT_SECRET_KEY", key)
+        .env("TENCENT_BOT_ID", "@RBT#001")
+        .env("TENCENT_API_URL", api_url)
+        .env_remove("HOOKLINE_TABLE")
+        .env("HOOKLINE_DATA_DIR", data)
+        .output()
+        .await
+        .expect("run hookline setup tencent")
+}
+
+#[tokio::test]
+async fn setup_tencent_creates_the_chatbot_and_adds_it_to_groups() {
+    const KEY: &str = "5bd2850fff3ecb11d7c805251c51ee463a25727bddc2385f3fa8bfee1bb93b5e";
+    let clock: hookline::clock::SharedClock = Arc::new(hookline::clock::SystemClock);
+    let emu = hookline_tencent::emulator::TencentEmulator::new(
+        1_400_000_000,
+        KEY,
+        "administrator",
+        clock,
+    );
+    let api_url = emu.serve_on_loopback().await.expect("emulator");
+
+    let data = tempfile::tempdir().expect("tempdir");
+    let out = setup_tencent(&api_url, KEY, data.path()).await;
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        stdout.contains("chatbot @RBT#001 is a member of @TGS#2J4SZEAEL"),
+        "{stdout}"
+    );
+    let calls = emu.sent();
+    assert_eq!(calls.len(), 2, "{calls:?}");
+    assert_eq!(calls[0]["api"], "create_robot");
+    assert_eq!(
+        calls[0]["body"],
+        serde_json::json!({"UserID": "@RBT#001", "Nick": "Jarvis"})
+    );
+    assert_eq!(calls[1]["api"], "add_group_member");
+    assert_eq!(calls[1]["body"]["GroupId"], "@TGS#2J4SZEAEL");
+    assert_eq!(
+        calls[1]["body"]["MemberList"],
+        serde_json::json!([{"Member_Account": "@RBT#001"}])
+    );
+
+    // A key of another app: a clear error naming the variable to fix, and a failing exit.
+    let other = tempfile::tempdir().expect("tempdir");
+    let out = setup_tencent(&api_url, "not-the-apps-key", other.path()).await;
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(stderr.contains("TENCENT_SECRET_KEY"), "{stderr}");
+    assert!(
+        !stderr.contains("not-the-apps-key"),
+        "the key reached the output: {stderr}"
+    );
+    assert_eq!(emu.sent().len(), 2);
 }

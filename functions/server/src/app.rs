@@ -11,6 +11,10 @@ use hookline::pipeline::Deps;
 use hookline::secret::Secret;
 use hookline_tailchat::emulator::{EMULATOR_APP_ID, EMULATOR_APP_SECRET, TailchatEmulator};
 use hookline_tailchat::{TailchatConfig, VARS as TAILCHAT_VARS};
+use hookline_tencent::emulator::{
+    EMULATOR_BOT_ID, EMULATOR_SDKAPPID, EMULATOR_SECRET_KEY, TencentEmulator,
+};
+use hookline_tencent::{TencentConfig, VARS as TENCENT_VARS};
 
 /// The callback token of an emulated Tailchat when `TAILCHAT_CALLBACK_TOKEN` is unset. The
 /// emulator is a local toy: this is not a secret.
@@ -38,6 +42,8 @@ pub struct PlatformStatus {
     pub mode: Mode,
     /// The URL to paste into the platform's console (secrets shown as placeholders).
     pub webhook: String,
+    /// The variables that take it live.
+    pub live_vars: &'static [&'static str],
 }
 
 impl fmt::Display for PlatformStatus {
@@ -51,7 +57,7 @@ impl fmt::Display for PlatformStatus {
                 self.webhook,
                 "",
                 self.name,
-                TAILCHAT_VARS.join(", ")
+                self.live_vars.join(", ")
             ),
             Mode::Missing(vars) => write!(
                 f,
@@ -82,58 +88,124 @@ pub fn local_base(bind: SocketAddr) -> String {
     format!("http://{}", SocketAddr::new(ip, bind.port()))
 }
 
-/// Builds the router. `force_emulators` ignores live credentials (used by `simulate`).
-pub fn build(env: &dyn Env, deps: Deps, base: &str, force_emulators: bool) -> App {
-    let mut router = Router::new().route("/healthz", get(|| async { "ok" }));
-    let mut statuses = Vec::new();
+/// One platform's part of the server, before mounting.
+struct Part {
+    name: &'static str,
+    live_vars: &'static [&'static str],
+    webhook: String,
+    /// The webhook router and its mode, or why it cannot run.
+    outcome: Result<(Router, Mode), ConfigError>,
+    missing: Vec<&'static str>,
+    emulator: Option<Router>,
+}
 
+impl App {
+    fn mount(&mut self, part: Part) {
+        if let Some(emulator) = part.emulator {
+            self.router = std::mem::take(&mut self.router)
+                .nest(&format!("/_emulator/{}", part.name), emulator);
+        }
+        let mode = match part.outcome {
+            Ok((webhook, mode)) => {
+                self.router =
+                    std::mem::take(&mut self.router).nest(&format!("/{}", part.name), webhook);
+                mode
+            }
+            Err(ConfigError::Missing(_)) => Mode::Missing(part.missing),
+            Err(e) => Mode::Invalid(e.to_string()),
+        };
+        self.statuses.push(PlatformStatus {
+            name: part.name,
+            mode,
+            webhook: part.webhook,
+            live_vars: part.live_vars,
+        });
+    }
+}
+
+/// The callback token a simulated Tailchat callback carries (what `build` configures).
+pub fn tailchat_token(env: &dyn Env) -> String {
+    optional(env, "TAILCHAT_CALLBACK_TOKEN").unwrap_or_else(|| EMULATOR_TOKEN.to_owned())
+}
+
+fn tailchat(env: &dyn Env, deps: &Deps, base: &str, force_emulators: bool) -> Part {
     let live = !force_emulators && optional(env, "TAILCHAT_URL").is_some();
-    let tailchat = if live {
+    let shown = if live || optional(env, "TAILCHAT_CALLBACK_TOKEN").is_some() {
+        "<TAILCHAT_CALLBACK_TOKEN>".to_owned()
+    } else {
+        EMULATOR_TOKEN.to_owned()
+    };
+    let mut part = Part {
+        name: "tailchat",
+        live_vars: &TAILCHAT_VARS,
+        webhook: format!("{base}/tailchat?token={shown}"),
+        outcome: Err(ConfigError::Missing("TAILCHAT_URL")),
+        missing: TailchatConfig::missing(env),
+        emulator: None,
+    };
+    let config = if live {
         TailchatConfig::from_source(env).map(|c| (c, Mode::Live))
     } else {
-        let emulator = TailchatEmulator::default();
-        router = router.nest("/_emulator/tailchat", emulator.router());
-        let token =
-            optional(env, "TAILCHAT_CALLBACK_TOKEN").unwrap_or_else(|| EMULATOR_TOKEN.to_owned());
+        part.emulator = Some(TailchatEmulator::default().router());
         Ok((
             TailchatConfig {
                 api_url: format!("{base}/_emulator/tailchat"),
                 app_id: EMULATOR_APP_ID.to_owned(),
                 app_secret: Secret::new(EMULATOR_APP_SECRET),
-                callback_token: Secret::new(token),
+                callback_token: Secret::new(tailchat_token(env)),
             },
             Mode::Emulator,
         ))
     };
-    let token_shown = if live {
-        "<TAILCHAT_CALLBACK_TOKEN>".to_owned()
-    } else {
-        optional(env, "TAILCHAT_CALLBACK_TOKEN").map_or(EMULATOR_TOKEN.to_owned(), |_| {
-            "<TAILCHAT_CALLBACK_TOKEN>".to_owned()
-        })
+    part.outcome = config.map(|(c, mode)| (hookline_tailchat::router(c, deps.clone()), mode));
+    part
+}
+
+fn tencent(env: &dyn Env, deps: &Deps, base: &str, force_emulators: bool) -> Part {
+    let live = !force_emulators && optional(env, "TENCENT_SDKAPPID").is_some();
+    let mut part = Part {
+        name: "tencent",
+        live_vars: &TENCENT_VARS,
+        webhook: format!("{base}/tencent"),
+        outcome: Err(ConfigError::Missing("TENCENT_SDKAPPID")),
+        missing: TencentConfig::missing(env),
+        emulator: None,
     };
-    let webhook = format!("{base}/tailchat?token={token_shown}");
-    match tailchat {
-        Ok((config, mode)) => {
-            router = router.nest("/tailchat", hookline_tailchat::router(config, deps));
-            statuses.push(PlatformStatus {
-                name: "tailchat",
-                mode,
-                webhook,
-            });
-        }
-        Err(ConfigError::Missing(_)) => statuses.push(PlatformStatus {
-            name: "tailchat",
-            mode: Mode::Missing(TailchatConfig::missing(env)),
-            webhook,
-        }),
-        Err(e) => statuses.push(PlatformStatus {
-            name: "tailchat",
-            mode: Mode::Invalid(e.to_string()),
-            webhook,
-        }),
-    }
-    App { router, statuses }
+    let config = if live {
+        TencentConfig::from_source(env).map(|c| (c, Mode::Live))
+    } else {
+        let emulator = TencentEmulator::new(
+            EMULATOR_SDKAPPID,
+            EMULATOR_SECRET_KEY,
+            "administrator",
+            deps.clock.clone(),
+        );
+        part.emulator = Some(emulator.router());
+        Ok((
+            TencentConfig {
+                sdkappid: EMULATOR_SDKAPPID,
+                secret_key: Secret::new(EMULATOR_SECRET_KEY),
+                bot_id: EMULATOR_BOT_ID.to_owned(),
+                admin: "administrator".to_owned(),
+                api_url: format!("{base}/_emulator/tencent"),
+                callback_token: optional(env, "TENCENT_CALLBACK_TOKEN").map(Secret::new),
+            },
+            Mode::Emulator,
+        ))
+    };
+    part.outcome = config.map(|(c, mode)| (hookline_tencent::router(c, deps.clone()), mode));
+    part
+}
+
+/// Builds the router. `force_emulators` ignores live credentials (used by `simulate`).
+pub fn build(env: &dyn Env, deps: Deps, base: &str, force_emulators: bool) -> App {
+    let mut app = App {
+        router: Router::new().route("/healthz", get(|| async { "ok" })),
+        statuses: Vec::new(),
+    };
+    app.mount(tailchat(env, &deps, base, force_emulators));
+    app.mount(tencent(env, &deps, base, force_emulators));
+    app
 }
 
 #[cfg(test)]
@@ -214,7 +286,16 @@ mod tests {
                 .to_string()
                 .contains("a-long-enough-secret-token")
         );
-        let forced = build(&full, deps, "http://x", true);
+        let forced = build(&full, deps.clone(), "http://x", true);
         assert_eq!(forced.statuses[0].mode, Mode::Emulator);
+
+        assert_eq!(app.statuses[1].name, "tencent");
+        assert_eq!(app.statuses[1].mode, Mode::Emulator);
+        let tencent: HashMap<&str, &str> = HashMap::from([("TENCENT_SDKAPPID", "1400000000")]);
+        let app = build(&tencent, deps, "http://x", false);
+        assert_eq!(
+            app.statuses[1].mode,
+            Mode::Missing(vec!["TENCENT_SECRET_KEY", "TENCENT_BOT_ID"])
+        );
     }
 }

@@ -25,7 +25,7 @@ enum Command {
     Serve,
     /// Send a realistic webhook and print the bot's reply.
     Simulate {
-        /// The platform (tailchat).
+        /// The platform (tailchat, tencent).
         platform: String,
         /// What the user says to the bot.
         text: String,
@@ -35,6 +35,22 @@ enum Command {
     },
     /// Show which platforms would run, and how.
     Doctor,
+    /// One-time platform set-up through the platform's API.
+    #[command(subcommand)]
+    Setup(Setup),
+}
+
+#[derive(Subcommand)]
+enum Setup {
+    /// Create the chatbot account TENCENT_BOT_ID (idempotent) and add it to groups.
+    Tencent {
+        /// The chatbot's display name.
+        #[arg(long)]
+        nick: String,
+        /// A group to add the chatbot to (repeatable).
+        #[arg(long = "group")]
+        groups: Vec<String>,
+    },
 }
 
 #[tokio::main]
@@ -43,11 +59,13 @@ async fn main() -> anyhow::Result<()> {
     // simulate prints its own result; its server's request log would only clutter it.
     hookline::telemetry::init_with_default(match cli.command {
         Command::Simulate { .. } => "warn",
+        Command::Setup(_) => "warn",
         _ => "info",
     });
     match cli.command {
         Command::Serve => serve(false).await,
         Command::Doctor => serve(true).await,
+        Command::Setup(Setup::Tencent { nick, groups }) => setup_tencent(&nick, &groups).await,
         Command::Simulate {
             platform,
             text,
@@ -83,5 +101,19 @@ async fn serve(dry_run: bool) -> anyhow::Result<()> {
     }
     eprintln!("ready: GET {base}/healthz");
     hookline::runtime::serve_local(app.router, shared.bind, shared.trust_proxy).await?;
+    Ok(())
+}
+
+async fn setup_tencent(nick: &str, groups: &[String]) -> anyhow::Result<()> {
+    let shared = SharedConfig::from_env()?;
+    let config = hookline_tencent::TencentConfig::from_env()?;
+    let deps = Deps::open(&shared).await.map_err(|e| anyhow::anyhow!(e))?;
+    let client = hookline_tencent::TencentClient::new(&config, &deps);
+    client.create_robot(&config.bot_id, nick).await?;
+    println!("chatbot {} ({nick}) exists", config.bot_id);
+    for group in groups {
+        client.add_group_member(group, &config.bot_id).await?;
+        println!("chatbot {} is a member of {group}", config.bot_id);
+    }
     Ok(())
 }

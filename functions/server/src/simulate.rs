@@ -4,20 +4,45 @@
 use std::sync::Arc;
 
 use anyhow::{Context, bail};
+use hookline::clock::{Clock, SystemClock};
 use hookline::config::{Env, optional};
 use hookline::pipeline::Deps;
 use hookline_tailchat::emulator::EMULATOR_BOT_USER_ID;
+use hookline_tencent::emulator::{EMULATOR_BOT_ID, EMULATOR_SDKAPPID};
 use serde_json::{Value, json};
 
-use crate::app::{self, EMULATOR_TOKEN};
+use crate::app;
+
+/// Picks the reply text out of a recorded message, if that message answers the simulation.
+pub type ReplyMatcher = Box<dyn Fn(&Value) -> Option<String> + Send>;
+
+/// One simulated webhook, and how to find the bot's answer among what the emulator recorded.
+pub struct Simulation {
+    /// The webhook's path on the server.
+    pub path: &'static str,
+    /// Its query.
+    pub query: Vec<(String, String)>,
+    /// Its body.
+    pub body: Value,
+    /// The reply text of a recorded message, if it answers this webhook.
+    pub reply_in: ReplyMatcher,
+}
+
+fn hex_id() -> String {
+    format!(
+        "{:024x}",
+        u128::from(rand::random::<u64>()) << 32 | u128::from(rand::random::<u32>())
+    )
+}
 
 /// A Tailchat inbox callback like T1 of PLATFORMS.md §1.8, with fresh ids.
-pub fn tailchat_callback(text: &str, message_id: &str) -> Value {
+pub fn tailchat(env: &dyn Env, text: &str) -> Simulation {
     let now = time::OffsetDateTime::now_utc()
         .format(&time::format_description::well_known::Rfc3339)
         .unwrap_or_default();
-    json!({
-        "_id": format!("{:024x}", rand::random::<u64>()),
+    let message_id = hex_id();
+    let body = json!({
+        "_id": hex_id(),
         "userId": EMULATOR_BOT_USER_ID,
         "type": "message",
         "payload": {
@@ -28,11 +53,66 @@ pub fn tailchat_callback(text: &str, message_id: &str) -> Value {
             "messageSnippet": format!("[at={EMULATOR_BOT_USER_ID}]hookline[/at] {text}"),
             "messagePlainContent": format!("@hookline {text}"),
         },
-        "readed": false,
-        "createdAt": now,
-        "updatedAt": now,
-        "__v": 0
-    })
+        "readed": false, "createdAt": now, "updatedAt": now, "__v": 0
+    });
+    Simulation {
+        path: "/tailchat",
+        query: vec![("token".into(), app::tailchat_token(env))],
+        body,
+        reply_in: Box::new(move |m| {
+            (m["meta"]["reply"]["_id"] == message_id.as_str())
+                .then(|| m["content"].as_str().unwrap_or_default().to_owned())
+        }),
+    }
+}
+
+/// A `Bot.OnGroupMessage` callback like C1 of PLATFORMS.md §2.8, signed when
+/// `TENCENT_CALLBACK_TOKEN` is set. Against a live server (`live`), the app and bot ids come
+/// from the environment.
+pub fn tencent(env: &dyn Env, text: &str, live: bool) -> Simulation {
+    let from_env = |name| live.then(|| optional(env, name)).flatten();
+    let sdkappid = from_env("TENCENT_SDKAPPID").unwrap_or_else(|| EMULATOR_SDKAPPID.to_string());
+    let bot = from_env("TENCENT_BOT_ID").unwrap_or_else(|| EMULATOR_BOT_ID.to_owned());
+    let now_s = SystemClock.now_s();
+    let sender = format!("simulator-{:08x}", rand::random::<u32>());
+    let mut query: Vec<(String, String)> = [
+        ("SdkAppid", sdkappid.as_str()),
+        ("CallbackCommand", "Bot.OnGroupMessage"),
+        ("contenttype", "json"),
+        ("ClientIP", "127.0.0.1"),
+        ("OptPlatform", "RESTAPI"),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_owned(), v.to_owned()))
+    .collect();
+    if let Some(token) = optional(env, "TENCENT_CALLBACK_TOKEN") {
+        let time = now_s.to_string();
+        query.push((
+            "Sign".into(),
+            hookline_tencent::callback_sign(&token, &time),
+        ));
+        query.push(("RequestTime".into(), time));
+    }
+    let body = json!({
+        "CallbackCommand": "Bot.OnGroupMessage", "GroupId": "@TGS#hookline-simulate", "Type": "Public",
+        "From_Account": sender, "Operator_Account": sender, "Random": rand::random::<u32>(),
+        "MsgSeq": rand::random::<u32>(), "MsgTime": now_s, "OnlineOnlyFlag": 0,
+        "MsgBody": [{"MsgType": "TIMTextElem", "MsgContent": {"Text": format!("@{bot} {text}")}}],
+        "AtRobots_Account": [bot], "CloudCustomData": "", "EventTime": now_s * 1000
+    });
+    Simulation {
+        path: "/tencent",
+        query,
+        body,
+        reply_in: Box::new(move |m| {
+            (m["body"]["GroupAtInfo"][0]["GroupAt_Account"] == sender.as_str()).then(|| {
+                m["body"]["MsgBody"][0]["MsgContent"]["Text"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_owned()
+            })
+        }),
+    }
 }
 
 /// Runs the simulation and returns what to print.
@@ -42,9 +122,12 @@ pub async fn run(
     text: &str,
     url: Option<String>,
 ) -> anyhow::Result<String> {
-    if platform != "tailchat" {
-        bail!("unknown platform {platform:?}: this build supports tailchat");
-    }
+    let live = url.is_some();
+    let simulation = match platform {
+        "tailchat" => tailchat(env, text),
+        "tencent" => tencent(env, text, live),
+        other => bail!("unknown platform {other:?}: this build supports tailchat and tencent"),
+    };
     // Without --url: a private server on a free loopback port, on the emulators, with a
     // throw-away store.
     let mut _keep = None;
@@ -54,7 +137,7 @@ pub async fn run(
             let dir = tempfile::tempdir().context("cannot create a temporary store")?;
             let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
             let base = app::local_base(listener.local_addr()?);
-            let clock: hookline::clock::SharedClock = Arc::new(hookline::clock::SystemClock);
+            let clock: hookline::clock::SharedClock = Arc::new(SystemClock);
             let store = hookline::store::EmbeddedStore::open(
                 &dir.path().join("state.redb"),
                 clock.clone(),
@@ -73,51 +156,46 @@ pub async fn run(
             base
         }
     };
-    let token =
-        optional(env, "TAILCHAT_CALLBACK_TOKEN").unwrap_or_else(|| EMULATOR_TOKEN.to_owned());
-    let message_id = format!("{:024x}", rand::random::<u64>());
     let http = reqwest::Client::new();
     let response = http
-        .post(format!("{base}/tailchat"))
-        .query(&[("token", token.as_str())])
-        .header("x-tc-payload-type", "inbox")
-        .json(&tailchat_callback(text, &message_id))
+        .post(format!("{base}{}", simulation.path))
+        .query(&simulation.query)
+        .json(&simulation.body)
         .send()
         .await
         .map_err(|e| anyhow::anyhow!("cannot reach {base}: {}", e.without_url()))?;
     let status = response.status();
     let body = response.text().await.unwrap_or_default();
-    let mut out = format!("POST {base}/tailchat -> {status}");
+    let mut out = format!("POST {base}{} -> {status}", simulation.path);
     if !status.is_success() {
         out.push_str(&format!("\n{body}"));
-        if status.as_u16() == 404 {
-            out.push_str("\n(404: the server's TAILCHAT_CALLBACK_TOKEN differs from this shell's)");
+        if matches!(status.as_u16(), 401 | 404) {
+            out.push_str("\n(the server's secrets differ from this shell's environment)");
         }
         return Ok(out);
     }
     let sent = http
-        .get(format!("{base}/_emulator/tailchat/sent"))
+        .get(format!("{base}/_emulator/{platform}/sent"))
         .send()
         .await;
-    let replies: Vec<Value> = match sent {
+    let recorded: Vec<Value> = match sent {
         Ok(r) if r.status().is_success() => r.json().await.unwrap_or_default(),
         _ => {
-            out.push_str("\n(the server talks to a real Tailchat: look for the reply there)");
+            out.push_str(&format!(
+                "\n(the server talks to the real {platform}: look for the reply there)"
+            ));
             return Ok(out);
         }
     };
-    let mine: Vec<&Value> = replies
+    let replies: Vec<String> = recorded
         .iter()
-        .filter(|m| m["meta"]["reply"]["_id"] == message_id.as_str())
+        .filter_map(|m| (simulation.reply_in)(m))
         .collect();
-    if mine.is_empty() {
+    if replies.is_empty() {
         out.push_str("\n(no reply was sent)");
     }
-    for reply in mine {
-        out.push_str(&format!(
-            "\nreply: {}",
-            reply["content"].as_str().unwrap_or_default()
-        ));
+    for reply in replies {
+        out.push_str(&format!("\nreply: {reply}"));
     }
     Ok(out)
 }

@@ -147,6 +147,24 @@ impl TencentClient {
         format!("{}/v4/{path}?{query}", self.api_url)
     }
 
+    /// Creates (or updates: the call is idempotent) the chatbot account `bot_id` named `nick`.
+    pub async fn create_robot(&self, bot_id: &str, nick: &str) -> Result<(), HookError> {
+        let body = serde_json::json!({"UserID": bot_id, "Nick": nick});
+        self.call("openim_robot_http_svc/create_robot", "create_robot", &body)
+            .await
+    }
+
+    /// Adds `account` to group `group_id`.
+    pub async fn add_group_member(&self, group_id: &str, account: &str) -> Result<(), HookError> {
+        let body = serde_json::json!({"GroupId": group_id, "MemberList": [{"Member_Account": account}], "Silence": 1});
+        self.call(
+            "group_open_http_svc/add_group_member",
+            "add_group_member",
+            &body,
+        )
+        .await
+    }
+
     /// Calls `v4/<path>` and checks the answer. A 70001 (expired UserSig) regenerates the
     /// UserSig and retries once; `ErrorCode -1` (busy) is retried twice with backoff.
     pub(crate) async fn call<T: Serialize + Sync>(

@@ -1,4 +1,5 @@
-//! A Tencent Cloud Chat REST emulator: `send_group_msg` and `openim/sendmsg`, checking the query
+//! A Tencent Cloud Chat REST emulator: `send_group_msg`, `openim/sendmsg`, `create_robot` and
+//! `add_group_member`, checking the query
 //! (`sdkappid`, `identifier`, `usersig` verified like the server, `random`) and answering with
 //! the real `ActionStatus`/`ErrorCode` envelope at HTTP 200. Like Tencent, it treats a message
 //! with the same `Random` to the same target within 5 minutes as the same message. Every
@@ -87,6 +88,14 @@ impl TencentEmulator {
             .route(
                 "/v4/openim/sendmsg",
                 post(|s, q, b| handle(s, q, b, "sendmsg")),
+            )
+            .route(
+                "/v4/openim_robot_http_svc/create_robot",
+                post(|s, q, b| handle(s, q, b, "create_robot")),
+            )
+            .route(
+                "/v4/group_open_http_svc/add_group_member",
+                post(|s, q, b| handle(s, q, b, "add_group_member")),
             )
             .route(
                 "/sent",
@@ -180,6 +189,31 @@ async fn handle(
     let Ok(body) = serde_json::from_slice::<Value>(&body) else {
         return fail(90001, "JSON parse error");
     };
+    let query: HashMap<String, String> =
+        query.into_iter().filter(|(k, _)| k != "usersig").collect();
+    match api {
+        "create_robot"
+            if body["UserID"]
+                .as_str()
+                .is_some_and(|id| id.starts_with("@RBT#")) =>
+        {
+            ledger
+                .sent
+                .push(json!({"api": api, "query": query, "body": body}));
+            return Json(json!({"ActionStatus": "OK", "ErrorInfo": "", "ErrorCode": 0}));
+        }
+        "add_group_member" if body["GroupId"].is_string() && body["MemberList"].is_array() => {
+            ledger
+                .sent
+                .push(json!({"api": api, "query": query, "body": body}));
+            return Json(
+                json!({"ActionStatus": "OK", "ErrorInfo": "", "ErrorCode": 0,
+                "MemberList": [{"Member_Account": body["MemberList"][0]["Member_Account"], "Result": 1}]}),
+            );
+        }
+        "create_robot" | "add_group_member" => return fail(10004, "invalid parameters"),
+        _ => {}
+    }
     let (target, random) = match api {
         "send_group_msg" => (body["GroupId"].as_str(), body["Random"].as_u64()),
         _ => (body["To_Account"].as_str(), body["MsgRandom"].as_u64()),
@@ -191,7 +225,7 @@ async fn handle(
             "invalid parameters: target and a 32-bit random are required",
         );
     };
-    if !body["MsgBody"].as_array().is_some_and(|b| !b.is_empty()) {
+    if body["MsgBody"].as_array().is_none_or(|b| b.is_empty()) {
         return fail(10004, "MsgBody is empty");
     }
     // Same Random, same target, within 5 minutes: the same message.
