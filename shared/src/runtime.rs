@@ -155,6 +155,15 @@ async fn shutdown_signal() {
     tokio::select! { () = ctrl_c => {}, () = term => {} }
 }
 
+/// Serves `router` on a free loopback port in the background; returns its base URL. For the
+/// built-in emulators, tests and benchmarks.
+pub async fn serve_on_loopback(router: Router) -> std::io::Result<String> {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let url = format!("http://{}", listener.local_addr()?);
+    tokio::spawn(async move { axum::serve(listener, router).await });
+    Ok(url)
+}
+
 /// One log line per request: method, path (never the query: it carries webhook tokens),
 /// status, latency, and the error behind a failure.
 pub fn instrument(router: Router) -> Router {

@@ -4,13 +4,18 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
+use axum::Router;
+use axum::body::Body;
+use axum::http::{Request, StatusCode};
 use hookline::async_trait;
 use hookline::bot::DefaultBot;
 use hookline::clock::SharedClock;
 use hookline::http::{HttpClient, RetryPolicy};
 use hookline::pipeline::Deps;
 use hookline::store::{EmbeddedStore, Item, Key, SharedStore, StateStore, StoreError};
+use http_body_util::BodyExt;
 use serde_json::Value;
+use tower::ServiceExt;
 
 /// A fixture file's bytes (`tests/fixtures/<path>`).
 pub fn fixture(path: &str) -> Vec<u8> {
@@ -23,6 +28,23 @@ pub fn fixture(path: &str) -> Vec<u8> {
 /// A fixture parsed as JSON.
 pub fn fixture_json(path: &str) -> Value {
     serde_json::from_slice(&fixture(path)).unwrap_or_else(|e| panic!("fixture {path}: {e}"))
+}
+
+/// POSTs `body` to `/?query` through `router` (no network); returns the status and body text.
+pub async fn post(router: &Router, query: &str, body: Vec<u8>) -> (StatusCode, String) {
+    let request = Request::post(format!("/?{query}"))
+        .header("content-type", "application/json")
+        .body(Body::from(body))
+        .expect("request");
+    let response = router.clone().oneshot(request).await.expect("infallible");
+    let status = response.status();
+    let bytes = response
+        .into_body()
+        .collect()
+        .await
+        .expect("body")
+        .to_bytes();
+    (status, String::from_utf8_lossy(&bytes).into_owned())
 }
 
 /// The DynamoDB-protocol server `tests/run-all` started (`HOOKLINE_TEST_DYNAMODB_ENDPOINT`).

@@ -4,19 +4,16 @@
 use std::sync::Arc;
 
 use axum::Router;
-use axum::body::Body;
-use axum::http::{Request, StatusCode};
+use axum::http::StatusCode;
 use hookline::clock::{Clock, SharedClock, SystemClock};
 use hookline::credential::Credential;
 use hookline::secret::Secret;
 use hookline::store::{SharedStore, StateStore};
 use hookline_tailchat::emulator::TailchatEmulator;
 use hookline_tailchat::{BotSession, TailchatConfig, session_key};
-use http_body_util::BodyExt;
 use serde_json::{Value, json};
-use tower::ServiceExt;
 
-use crate::support::{self, CountingStore, DownStore, fixture, fixture_json};
+use crate::support::{self, CountingStore, DownStore, fixture, fixture_json, post};
 
 const BOT: &str = "6552f3a0c3b1e2a9d4f01234";
 const APP_ID: &str = "tc_6448e822834c12425646f470";
@@ -58,23 +55,6 @@ async fn harness_with(app_secret: &str) -> Harness {
         store,
         _dir: dir,
     }
-}
-
-async fn post(router: &Router, query: &str, body: Vec<u8>) -> (StatusCode, String) {
-    let request = Request::post(format!("/?{query}"))
-        .header("content-type", "application/json")
-        .header("x-tc-payload-type", "inbox")
-        .body(Body::from(body))
-        .expect("request");
-    let response = router.clone().oneshot(request).await.expect("infallible");
-    let status = response.status();
-    let bytes = response
-        .into_body()
-        .collect()
-        .await
-        .expect("body")
-        .to_bytes();
-    (status, String::from_utf8_lossy(&bytes).into_owned())
 }
 
 impl Harness {

@@ -5,17 +5,14 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Router;
-use axum::body::Body;
-use axum::http::{Request, StatusCode};
+use axum::http::StatusCode;
 use hookline::clock::{ManualClock, SharedClock};
 use hookline::pipeline::{Pipeline, webhook};
 use hookline::secret::Secret;
 use hookline::store::SharedStore;
 use hookline_tencent::emulator::TencentEmulator;
 use hookline_tencent::{TencentAdapter, TencentConfig, callback_sign};
-use http_body_util::BodyExt;
 use serde_json::{Value, json};
-use tower::ServiceExt;
 
 use crate::support::{self, CountingStore, DownStore, fixture, fixture_json};
 
@@ -42,6 +39,17 @@ async fn harness(token: Option<&str>) -> Harness {
     with_emulator(token, emu, api_url, clock)
 }
 
+fn config(api_url: String, token: Option<&str>) -> TencentConfig {
+    TencentConfig {
+        sdkappid: 1_400_000_000,
+        secret_key: Secret::new(KEY),
+        bot_id: "@RBT#001".into(),
+        admin: "administrator".into(),
+        api_url,
+        callback_token: token.map(Secret::new),
+    }
+}
+
 fn with_emulator(
     token: Option<&str>,
     emu: TencentEmulator,
@@ -51,14 +59,7 @@ fn with_emulator(
     let shared_clock: SharedClock = clock.clone();
     let (inner, dir) = support::embedded(shared_clock.clone());
     let store = Arc::new(CountingStore::new(inner));
-    let config = TencentConfig {
-        sdkappid: 1_400_000_000,
-        secret_key: Secret::new(KEY),
-        bot_id: "@RBT#001".into(),
-        admin: "administrator".into(),
-        api_url,
-        callback_token: token.map(Secret::new),
-    };
+    let config = config(api_url, token);
     let shared_store: SharedStore = store.clone();
     let pipeline = Arc::new(hookline_tencent::pipeline(
         config,
@@ -76,24 +77,7 @@ fn with_emulator(
 
 impl Harness {
     async fn post(&self, query: &str, body: Vec<u8>) -> (StatusCode, String) {
-        let request = Request::post(format!("/?{query}"))
-            .header("content-type", "application/json")
-            .body(Body::from(body))
-            .expect("request");
-        let response = self
-            .router
-            .clone()
-            .oneshot(request)
-            .await
-            .expect("infallible");
-        let status = response.status();
-        let bytes = response
-            .into_body()
-            .collect()
-            .await
-            .expect("body")
-            .to_bytes();
-        (status, String::from_utf8_lossy(&bytes).into_owned())
+        support::post(&self.router, query, body).await
     }
 
     fn generated(&self) -> usize {
@@ -433,19 +417,14 @@ async fn an_unreachable_store_asks_for_a_retry_and_sends_nothing() {
     let clock: SharedClock = Arc::new(ManualClock::new(NOW_MS));
     let emu = TencentEmulator::new(1_400_000_000, KEY, "administrator", clock.clone());
     let api_url = emu.serve_on_loopback().await.expect("emulator");
-    let config = TencentConfig {
-        sdkappid: 1_400_000_000,
-        secret_key: Secret::new(KEY),
-        bot_id: "@RBT#001".into(),
-        admin: "administrator".into(),
-        api_url,
-        callback_token: None,
-    };
+    let config = config(api_url, None);
     let router = hookline_tencent::router(config, support::deps(Arc::new(DownStore), clock));
-    let request = Request::post(format!("/?{C2_QUERY}"))
-        .body(Body::from(fixture("tencent/group_message_topic.json")))
-        .expect("request");
-    let response = router.oneshot(request).await.expect("infallible");
-    assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
+    let (status, _) = support::post(
+        &router,
+        C2_QUERY,
+        fixture("tencent/group_message_topic.json"),
+    )
+    .await;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
     assert_eq!(emu.attempts(), 0);
 }

@@ -111,11 +111,7 @@ impl TailchatEmulator {
 
     /// Serves the emulator on a free loopback port; returns its base URL (the `TAILCHAT_URL`).
     pub async fn serve_on_loopback(&self) -> std::io::Result<String> {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
-        let url = format!("http://{}", listener.local_addr()?);
-        let router = self.router();
-        tokio::spawn(async move { axum::serve(listener, router).await });
-        Ok(url)
+        hookline::runtime::serve_on_loopback(self.router()).await
     }
 
     /// Successful logins so far.

@@ -106,11 +106,7 @@ impl TencentEmulator {
 
     /// Serves the emulator on a free loopback port; returns its base URL (the `TENCENT_API_URL`).
     pub async fn serve_on_loopback(&self) -> std::io::Result<String> {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
-        let url = format!("http://{}", listener.local_addr()?);
-        let router = self.router();
-        tokio::spawn(async move { axum::serve(listener, router).await });
-        Ok(url)
+        hookline::runtime::serve_on_loopback(self.router()).await
     }
 
     /// Every accepted message: `{"api", "query", "body"}` (`query` without the UserSig).
