@@ -43,6 +43,9 @@ pub enum PlatformErrorKind {
     Unavailable,
     /// The platform answered something we cannot read.
     BadResponse,
+    /// A non-idempotent request timed out or failed mid-way: it may have been carried out.
+    /// Never retried, because a retry could post the same message twice.
+    OutcomeUnknown,
 }
 
 impl PlatformError {
@@ -195,6 +198,10 @@ mod tests {
         );
         assert_eq!(
             platform(PlatformErrorKind::Auth).disposition(),
+            Disposition::Drop
+        );
+        assert_eq!(
+            platform(PlatformErrorKind::OutcomeUnknown).disposition(),
             Disposition::Drop
         );
         assert_eq!(

@@ -134,6 +134,12 @@ impl HttpClient {
         self.execute(request, idempotence).await
     }
 
+    /// A request builder on the shared client, for methods without a helper (PATCH, DELETE);
+    /// send it with [`HttpClient::execute`].
+    pub fn request(&self, method: reqwest::Method, url: &str) -> reqwest::RequestBuilder {
+        self.inner.request(method, url)
+    }
+
     /// GETs a URL, retrying like a safe call.
     pub async fn get(&self, url: &str, headers: HeaderMap) -> Result<HttpResponse, HttpError> {
         self.execute(self.inner.get(url).headers(headers), Idempotence::Safe)

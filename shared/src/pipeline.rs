@@ -80,6 +80,13 @@ pub trait Adapter: Send + Sync + 'static {
         replies: &[Reply],
     ) -> impl Future<Output = Result<(), HookError>> + Send;
 
+    /// What to do with a failure after the claim. The default follows
+    /// [`HookError::disposition`]; a platform that punishes error answers (TamTam retries every
+    /// non-200 for 8 hours) can drop more.
+    fn disposition(&self, error: &HookError) -> Disposition {
+        error.disposition()
+    }
+
     /// The platform's success answer.
     fn ack(&self) -> Response {
         axum::http::StatusCode::OK.into_response()
@@ -207,7 +214,7 @@ impl<A: Adapter> Pipeline<A> {
         .await;
         match result {
             Ok(()) => Ok(self.idempotency.complete(&key).await?),
-            Err(err) => match err.disposition() {
+            Err(err) => match self.adapter.disposition(&err) {
                 Disposition::Drop => {
                     tracing::error!(
                         platform = %self.adapter.platform(),

@@ -24,6 +24,12 @@ impl Secret {
         &self.0
     }
 
+    /// A short, stable, non-reversible name for this secret (12 hex digits of its SHA-256), for
+    /// namespacing store keys by a credential without storing the credential.
+    pub fn fingerprint(&self) -> String {
+        hex::encode(&Sha256::digest(self.0.as_bytes())[..6])
+    }
+
     /// Compares a presented value with this secret in constant time.
     pub fn matches(&self, presented: &str) -> bool {
         secret_eq(self.0.as_bytes(), presented.as_bytes())
@@ -62,6 +68,15 @@ mod tests {
         assert_eq!(format!("{s:?}"), "Secret(***)");
         assert_eq!(format!("{s}"), "***");
         assert!(!format!("{s:?}{s}").contains("hunter2"));
+    }
+
+    #[test]
+    fn fingerprints_are_short_stable_and_distinct() {
+        let a = Secret::new("token-a");
+        assert_eq!(a.fingerprint().len(), 12);
+        assert_eq!(a.fingerprint(), Secret::new("token-a").fingerprint());
+        assert_ne!(a.fingerprint(), Secret::new("token-b").fingerprint());
+        assert!(!a.fingerprint().contains("token"));
     }
 
     #[test]

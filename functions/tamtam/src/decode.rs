@@ -1,0 +1,272 @@
+//! Update → neutral event (PLATFORMS.md §4.3, §4.6, §4.8).
+
+use std::borrow::Cow;
+
+use hookline::model::{Decoded, Inbound, Incoming, IncomingKind, Platform};
+
+use crate::event::{BotInfo, Message, Update};
+
+/// What `send` needs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TamTamContext {
+    /// The chat to post to.
+    pub chat_id: Option<i64>,
+    /// The message a reply links to (`link: {type: reply, mid}`).
+    pub reply_to: Option<String>,
+    /// The button press to answer through `POST /answers`.
+    pub callback_id: Option<String>,
+}
+
+type Decision = Decoded<Inbound<TamTamContext>>;
+
+fn ignored(why: &'static str) -> Decision {
+    Decoded::Ignored(Cow::Borrowed(why))
+}
+
+/// Whether a message in a group chat is addressed to the bot: a mention of its username or id,
+/// or a command. (In a dialog every message is.)
+fn addressed_to_bot(message: &Message, me: &BotInfo) -> bool {
+    let text = message.body.text.as_deref().unwrap_or_default();
+    if text.trim_start().starts_with('/') {
+        return true;
+    }
+    let username = me.username.as_deref().unwrap_or_default();
+    let mentioned = message.body.markup.iter().flatten().any(|m| {
+        m["type"] == "user_mention"
+            && ((!username.is_empty()
+                && m["user_link"]
+                    .as_str()
+                    .is_some_and(|l| l.trim_start_matches('@').eq_ignore_ascii_case(username)))
+                || m["user_id"].as_i64() == Some(me.user_id))
+    });
+    mentioned
+        || (!username.is_empty()
+            && text
+                .to_lowercase()
+                .contains(&format!("@{}", username.to_lowercase())))
+}
+
+/// Removes a leading `@username` of the bot.
+fn strip_own_mention(text: &str, me: &BotInfo) -> String {
+    let trimmed = text.trim();
+    if let Some(username) = me.username.as_deref().filter(|u| !u.is_empty()) {
+        let mention = format!("@{username}");
+        if trimmed.len() >= mention.len()
+            && trimmed.is_char_boundary(mention.len())
+            && trimmed[..mention.len()].eq_ignore_ascii_case(&mention)
+        {
+            return trimmed[mention.len()..].trim_start().to_owned();
+        }
+    }
+    trimmed.to_owned()
+}
+
+fn attachment_kind(message: &Message) -> Option<String> {
+    let first = message.body.attachments.as_ref()?.first()?;
+    let kind = first["type"].as_str().unwrap_or("attachment");
+    Some(match kind {
+        "image" => "picture".to_owned(),
+        "audio" => "voice message".to_owned(),
+        other => other.to_owned(),
+    })
+}
+
+/// Whether decoding this update needs the bot's own identity (`GET /me`).
+pub(crate) fn needs_me(update: &Update) -> bool {
+    matches!(update, Update::MessageCreated { .. })
+}
+
+/// Decides what to do with an update. `me` must be given for `message_created`.
+pub(crate) fn decode_update(update: Update, me: Option<&BotInfo>) -> Decision {
+    match update {
+        Update::MessageCreated {
+            timestamp, message, ..
+        } => {
+            let Some(me) = me else {
+                return ignored("bot identity unknown");
+            };
+            let Some(sender) = message.sender.clone() else {
+                return ignored("channel post");
+            };
+            if sender.is_bot || sender.user_id == me.user_id {
+                return ignored("a bot's message");
+            }
+            let dialog = message.recipient.chat_type == "dialog";
+            if message.recipient.chat_type == "channel"
+                || (!dialog && !addressed_to_bot(&message, me))
+            {
+                return ignored("group message not addressed to the bot");
+            }
+            let text = strip_own_mention(message.body.text.as_deref().unwrap_or_default(), me);
+            let kind = match attachment_kind(&message) {
+                Some(what) if text.is_empty() => IncomingKind::Unsupported(what),
+                _ => IncomingKind::Text(text),
+            };
+            let chat_id = message.recipient.chat_id.or(message.recipient.user_id);
+            let incoming = Incoming {
+                platform: Platform::TamTam,
+                event_id: format!("mid#{}", message.body.mid).into(),
+                chat: chat_id
+                    .map_or_else(|| format!("user#{}", sender.user_id), |c| c.to_string())
+                    .into(),
+                sender: sender.user_id.to_string().into(),
+                sent_at_ms: if message.timestamp > 0 {
+                    message.timestamp
+                } else {
+                    timestamp
+                },
+                kind,
+            };
+            let context = TamTamContext {
+                chat_id,
+                reply_to: Some(message.body.mid),
+                callback_id: None,
+            };
+            Decoded::Event(Inbound { incoming, context })
+        }
+        Update::MessageCallback {
+            timestamp,
+            callback,
+            message,
+        } => {
+            let chat_id = message.as_ref().and_then(|m| m.recipient.chat_id);
+            let incoming = Incoming {
+                platform: Platform::TamTam,
+                event_id: format!("cb#{}", callback.callback_id).into(),
+                chat: chat_id
+                    .map_or_else(
+                        || format!("user#{}", callback.user.user_id),
+                        |c| c.to_string(),
+                    )
+                    .into(),
+                sender: callback.user.user_id.to_string().into(),
+                sent_at_ms: timestamp,
+                kind: IncomingKind::Callback(callback.payload.unwrap_or_default()),
+            };
+            let context = TamTamContext {
+                chat_id,
+                reply_to: None,
+                callback_id: Some(callback.callback_id),
+            };
+            Decoded::Event(Inbound { incoming, context })
+        }
+        Update::BotStarted {
+            timestamp,
+            chat_id,
+            user,
+            payload,
+        } => {
+            let incoming = Incoming {
+                platform: Platform::TamTam,
+                event_id: format!("started#{chat_id}#{}#{timestamp}", user.user_id).into(),
+                chat: chat_id.to_string().into(),
+                sender: user.user_id.to_string().into(),
+                sent_at_ms: timestamp,
+                kind: IncomingKind::Started(payload),
+            };
+            Decoded::Event(Inbound {
+                incoming,
+                context: TamTamContext {
+                    chat_id: Some(chat_id),
+                    reply_to: None,
+                    callback_id: None,
+                },
+            })
+        }
+        Update::BotAdded {
+            timestamp,
+            chat_id,
+            user,
+            is_channel,
+        } => {
+            if is_channel == Some(true) {
+                return ignored("added to a channel");
+            }
+            let incoming = Incoming {
+                platform: Platform::TamTam,
+                event_id: format!("added#{chat_id}#{}#{timestamp}", user.user_id).into(),
+                chat: chat_id.to_string().into(),
+                sender: user.user_id.to_string().into(),
+                sent_at_ms: timestamp,
+                kind: IncomingKind::AddedToChat,
+            };
+            Decoded::Event(Inbound {
+                incoming,
+                context: TamTamContext {
+                    chat_id: Some(chat_id),
+                    reply_to: None,
+                    callback_id: None,
+                },
+            })
+        }
+        Update::MessageEdited { .. } => ignored("message_edited"),
+        Update::MessageRemoved { .. } => ignored("message_removed"),
+        Update::BotRemoved { .. } => ignored("bot_removed"),
+        Update::UserAdded { .. } => ignored("user_added"),
+        Update::UserRemoved { .. } => ignored("user_removed"),
+        Update::ChatTitleChanged { .. } => ignored("chat_title_changed"),
+        Update::MessageConstructionRequest { .. } => ignored("message_construction_request"),
+        Update::MessageConstructed { .. } => ignored("message_constructed"),
+        Update::MessageChatCreated { .. } => ignored("message_chat_created"),
+        Update::Unknown => ignored("unknown update type"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn me() -> BotInfo {
+        BotInfo {
+            user_id: 591_000_001,
+            name: "Helper".into(),
+            username: Some("helper_bot".into()),
+        }
+    }
+
+    fn created(chat_type: &str, text: &str, sender_id: i64, is_bot: bool) -> Update {
+        let json = serde_json::json!({
+            "update_type": "message_created", "timestamp": 5,
+            "message": {"sender": {"user_id": sender_id, "name": "B", "is_bot": is_bot},
+                        "recipient": {"chat_id": -7, "chat_type": chat_type, "user_id": null},
+                        "timestamp": 5, "body": {"mid": "mid.1", "seq": 1, "text": text, "attachments": null}}
+        });
+        serde_json::from_value(json).unwrap()
+    }
+
+    #[test]
+    fn group_messages_are_answered_only_when_addressed_to_the_bot() {
+        let Decoded::Event(e) = decode_update(
+            created("chat", "@Helper_Bot  hi there", 1, false),
+            Some(&me()),
+        ) else {
+            panic!()
+        };
+        assert_eq!(e.incoming.kind, IncomingKind::Text("hi there".into()));
+        assert_eq!(e.context.reply_to.as_deref(), Some("mid.1"));
+        assert!(matches!(
+            decode_update(created("chat", "/help", 1, false), Some(&me())),
+            Decoded::Event(_)
+        ));
+        assert!(matches!(
+            decode_update(created("chat", "just chatting", 1, false), Some(&me())),
+            Decoded::Ignored(_)
+        ));
+        assert!(matches!(
+            decode_update(created("dialog", "just chatting", 1, false), Some(&me())),
+            Decoded::Event(_)
+        ));
+    }
+
+    #[test]
+    fn bots_and_the_bot_itself_are_ignored() {
+        assert!(matches!(
+            decode_update(created("dialog", "hi", 2, true), Some(&me())),
+            Decoded::Ignored(_)
+        ));
+        assert!(matches!(
+            decode_update(created("dialog", "hi", 591_000_001, false), Some(&me())),
+            Decoded::Ignored(_)
+        ));
+    }
+}

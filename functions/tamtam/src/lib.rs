@@ -1,0 +1,219 @@
+//! # hookline-tamtam
+//!
+//! The TamTam bot webhook: [`router`] serves `POST /` (mounted at `/tamtam` by `hookline serve`,
+//! the Function URL root under Lambda) for the bot's subscription URL
+//! (`…?token=<TAMTAM_CALLBACK_TOKEN>`).
+//!
+//! TamTam signs nothing: a webhook must come from `TAMTAM_ALLOWED_SUBNETS` (403 otherwise) and
+//! carry the `?token=` (404 otherwise). TamTam retries every non-200 every 30–60 s for 8 hours,
+//! so everything accepted or deliberately ignored, malformed payloads included, is answered 200;
+//! only a failure a redelivery can heal (the store down, TamTam down) gets a non-200. Dedup keys:
+//! `mid`, `callback_id`, a composite key otherwise, kept 24 h.
+//!
+//! Environment: `TAMTAM_TOKEN`, `TAMTAM_CALLBACK_TOKEN`, optional `TAMTAM_API_URL`,
+//! `TAMTAM_ALLOWED_SUBNETS`, plus the shared `HOOKLINE_*` (`HOOKLINE_TRUST_PROXY`).
+
+use std::sync::Arc;
+
+use axum::Router;
+use hookline::error::HookError;
+use hookline::model::{Decoded, Inbound, Platform, Reply};
+use hookline::pipeline::{Adapter, Deps, Pipeline, RawRequest, webhook};
+use serde_json::{Value, json};
+
+mod client;
+mod config;
+mod decode;
+pub mod emulator;
+pub mod event;
+pub mod setup;
+mod verify;
+
+pub use client::{API_VERSION, TamTamClient};
+pub use config::{
+    DEFAULT_API_URL, DEFAULT_SUBNETS, TamTamConfig, VARS, default_subnets, parse_subnets,
+};
+pub use decode::TamTamContext;
+
+use crate::event::Update;
+
+/// The longest message text TamTam accepts, in characters.
+pub const MAX_TEXT_CHARS: usize = 4000;
+
+/// A `NewMessageBody` for `reply`, linked as a reply to `reply_to` when given. Choices become an
+/// inline keyboard of callback buttons.
+pub fn new_message(reply: &Reply, reply_to: Option<&str>) -> Value {
+    let (text, attachments) = match reply {
+        Reply::Choices { text, choices } => {
+            let row: Vec<Value> = choices
+                .iter()
+                .map(|c| json!({"type": "callback", "text": c.label, "payload": c.payload}))
+                .collect();
+            (
+                text.clone(),
+                json!([{"type": "inline_keyboard", "payload": {"buttons": [row]}}]),
+            )
+        }
+        other => (other.to_plain_text(), Value::Null),
+    };
+    let text: String = if text.chars().count() > MAX_TEXT_CHARS {
+        text.chars().take(MAX_TEXT_CHARS - 1).chain(['…']).collect()
+    } else {
+        text
+    };
+    json!({
+        "text": text,
+        "attachments": attachments,
+        "link": reply_to.map(|mid| json!({"type": "reply", "mid": mid})),
+        "notify": true,
+    })
+}
+
+/// The TamTam adapter.
+#[derive(Debug)]
+pub struct TamTamAdapter {
+    config: TamTamConfig,
+    client: TamTamClient,
+    bot_key: String,
+}
+
+impl TamTamAdapter {
+    /// An adapter for `config`.
+    pub fn new(config: TamTamConfig, deps: &Deps) -> Self {
+        let client = TamTamClient::new(&config, deps);
+        let bot_key = config.token.fingerprint();
+        Self {
+            config,
+            client,
+            bot_key,
+        }
+    }
+
+    /// The API client.
+    pub fn client(&self) -> &TamTamClient {
+        &self.client
+    }
+}
+
+impl Adapter for TamTamAdapter {
+    type Context = TamTamContext;
+
+    fn platform(&self) -> Platform {
+        Platform::TamTam
+    }
+
+    fn bot_key(&self) -> &str {
+        &self.bot_key
+    }
+
+    fn verify(&self, request: &RawRequest) -> Result<(), HookError> {
+        verify::verify_update(&self.config, request)
+    }
+
+    async fn decode(
+        &self,
+        request: &RawRequest,
+    ) -> Result<Decoded<Inbound<TamTamContext>>, HookError> {
+        let update: Update = match serde_json::from_slice(&request.body) {
+            Ok(update) => update,
+            Err(e) => {
+                // Permanent: the same bytes will never parse, and a non-200 would only buy
+                // 8 hours of identical redeliveries.
+                tracing::error!(error = %e, "malformed TamTam update, acknowledged and dropped");
+                return Ok(Decoded::Ignored("malformed update".into()));
+            }
+        };
+        let me = if decode::needs_me(&update) {
+            match self.client.me().await {
+                Ok(me) => Some(me),
+                Err(HookError::Platform(e)) if !e.is_retryable() => {
+                    tracing::error!(error = %e, "cannot learn the bot's identity; update dropped");
+                    return Ok(Decoded::Ignored("bot identity unavailable".into()));
+                }
+                Err(e) => return Err(e),
+            }
+        } else {
+            None
+        };
+        Ok(decode::decode_update(update, me.as_ref()))
+    }
+
+    async fn send(
+        &self,
+        inbound: &Inbound<TamTamContext>,
+        replies: &[Reply],
+    ) -> Result<(), HookError> {
+        let ctx = &inbound.context;
+        let mut answered = false;
+        for reply in replies {
+            if let (Reply::Notification(text), Some(callback_id)) = (reply, &ctx.callback_id) {
+                if !answered {
+                    self.client
+                        .answer(callback_id, &json!({"message": null, "notification": text}))
+                        .await?;
+                    answered = true;
+                }
+                continue;
+            }
+            let Some(chat_id) = ctx.chat_id else {
+                tracing::warn!(event = %inbound.incoming.event_id, "no chat to reply in");
+                continue;
+            };
+            self.client
+                .send_message(chat_id, &new_message(reply, ctx.reply_to.as_deref()))
+                .await?;
+        }
+        // An unanswered button press leaves the user's client spinning.
+        if let (Some(callback_id), false) = (&ctx.callback_id, answered) {
+            self.client
+                .answer(callback_id, &json!({"message": null, "notification": "✓"}))
+                .await?;
+        }
+        Ok(())
+    }
+}
+
+/// The webhook router for one TamTam bot.
+pub fn router(config: TamTamConfig, deps: Deps) -> Router {
+    webhook(Arc::new(pipeline(config, deps)))
+}
+
+/// The pipeline behind [`router`].
+pub fn pipeline(config: TamTamConfig, deps: Deps) -> Pipeline<TamTamAdapter> {
+    let adapter = TamTamAdapter::new(config, &deps);
+    Pipeline::new(adapter, deps)
+}
+
+#[cfg(test)]
+mod tests {
+    use hookline::model::Choice;
+
+    use super::*;
+
+    #[test]
+    fn replies_link_to_the_message_and_choices_become_callback_buttons() {
+        let text = new_message(&Reply::Text("Sunny".into()), Some("mid.1"));
+        assert_eq!(
+            text,
+            json!({"text": "Sunny", "attachments": null, "link": {"type": "reply", "mid": "mid.1"}, "notify": true})
+        );
+        let choices = Reply::Choices {
+            text: "Pick one:".into(),
+            choices: vec![Choice {
+                label: "Yes".into(),
+                payload: "choice:yes".into(),
+            }],
+        };
+        let keyboard = new_message(&choices, None);
+        assert_eq!(keyboard["link"], Value::Null);
+        assert_eq!(
+            keyboard["attachments"][0]["payload"]["buttons"][0][0],
+            json!({"type": "callback", "text": "Yes", "payload": "choice:yes"})
+        );
+        let long = new_message(&Reply::Text("x".repeat(5000)), None);
+        assert_eq!(
+            long["text"].as_str().unwrap().chars().count(),
+            MAX_TEXT_CHARS
+        );
+    }
+}

@@ -1,0 +1,118 @@
+//! `hookline setup tamtam --url <webhook url>`: subscribe the bot's webhook, list and optionally
+//! remove other subscriptions, and publish the bot's commands with `PATCH /me`.
+
+use hookline::error::HookError;
+use hookline::secret::Secret;
+
+use crate::client::TamTamClient;
+
+/// The update types the bot handles, and subscribes to.
+pub const UPDATE_TYPES: [&str; 4] = [
+    "message_created",
+    "message_callback",
+    "bot_started",
+    "bot_added",
+];
+
+/// Whether TamTam accepts webhooks on `port`: 80, 8080, 443, 8443 or 16384–32383.
+pub fn port_accepted(port: u16) -> bool {
+    matches!(port, 80 | 8080 | 443 | 8443 | 16384..=32383)
+}
+
+/// Checks the URL and adds `token=<TAMTAM_CALLBACK_TOKEN>` when it has none.
+pub fn webhook_url(url: &str, callback_token: &Secret) -> Result<String, String> {
+    let mut parsed = url::Url::parse(url).map_err(|e| format!("{url:?} is not a URL: {e}"))?;
+    if !matches!(parsed.scheme(), "https" | "http") {
+        return Err("the webhook URL must be http(s)".into());
+    }
+    let port = parsed.port_or_known_default().unwrap_or(0);
+    if !port_accepted(port) {
+        return Err(format!(
+            "TamTam does not deliver to port {port}: use 80, 8080, 443, 8443 or 16384-32383"
+        ));
+    }
+    match parsed.query_pairs().find(|(k, _)| k == "token") {
+        Some((_, token)) if callback_token.matches(&token) => {}
+        Some(_) => return Err("the URL's token= differs from TAMTAM_CALLBACK_TOKEN".into()),
+        None => {
+            parsed
+                .query_pairs_mut()
+                .append_pair("token", callback_token.expose());
+        }
+    }
+    Ok(parsed.into())
+}
+
+/// What `setup` did, one line each (URLs redacted).
+pub async fn setup_webhook(
+    client: &TamTamClient,
+    url: &str,
+    remove_stale: bool,
+    commands: &[(&str, &str)],
+) -> Result<Vec<String>, HookError> {
+    let mut report = Vec::new();
+    let existing = client.subscriptions().await?;
+    for other in existing.iter().filter(|u| u.as_str() != url) {
+        if remove_stale {
+            client.unsubscribe(other).await?;
+            report.push(format!(
+                "removed subscription {}",
+                hookline::redact::redact_url(other)
+            ));
+        } else {
+            report.push(format!(
+                "other subscription kept: {} (--remove-stale removes it)",
+                hookline::redact::redact_url(other)
+            ));
+        }
+    }
+    client.subscribe(url, &UPDATE_TYPES).await?;
+    report.push(format!(
+        "subscribed {} to {}",
+        hookline::redact::redact_url(url),
+        UPDATE_TYPES.join(", ")
+    ));
+    client.set_commands(commands).await?;
+    let names: Vec<String> = commands.iter().map(|(n, _)| format!("/{n}")).collect();
+    report.push(format!("commands set: {}", names.join(" ")));
+    Ok(report)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_tamtams_ports_are_accepted() {
+        for port in [80, 8080, 443, 8443, 16384, 32383, 20000] {
+            assert!(port_accepted(port), "{port}");
+        }
+        for port in [0, 22, 3000, 8000, 8081, 16383, 32384, 65535] {
+            assert!(!port_accepted(port), "{port}");
+        }
+    }
+
+    #[test]
+    fn webhook_urls_get_the_token_and_a_port_check() {
+        let token = Secret::new("0123456789abcdef");
+        assert_eq!(
+            webhook_url("https://bot.example.com/tamtam", &token).unwrap(),
+            "https://bot.example.com/tamtam?token=0123456789abcdef"
+        );
+        assert!(
+            webhook_url(
+                "https://bot.example.com/tamtam?token=0123456789abcdef",
+                &token
+            )
+            .is_ok()
+        );
+        assert!(webhook_url("https://bot.example.com/tamtam?token=other", &token).is_err());
+        assert!(
+            webhook_url("https://bot.example.com:3000/tamtam", &token)
+                .unwrap_err()
+                .contains("port 3000")
+        );
+        assert!(webhook_url("http://bot.example.com:8080/tamtam", &token).is_ok());
+        assert!(webhook_url("ftp://bot.example.com/", &token).is_err());
+    }
+}
