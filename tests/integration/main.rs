@@ -7,4 +7,5 @@ mod serve; // the hookline binary: serve, healthz, simulate --url
 mod store_contract; // the StateStore contract, on the embedded store and on DynamoDB (moto)
 mod support; // fixtures, loopback servers, store wrappers, dependency builders
 mod tailchat; // Tailchat fixtures through the router against the Tailchat emulator
+mod tamtam; // TamTam fixtures through the router against the TamTam emulator; X-Forwarded-For over TCP
 mod tencent; // Tencent fixtures through the router against the Tencent REST emulator

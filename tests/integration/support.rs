@@ -32,10 +32,25 @@ pub fn fixture_json(path: &str) -> Value {
 
 /// POSTs `body` to `/?query` through `router` (no network); returns the status and body text.
 pub async fn post(router: &Router, query: &str, body: Vec<u8>) -> (StatusCode, String) {
-    let request = Request::post(format!("/?{query}"))
+    post_from(router, None, query, body).await
+}
+
+/// Like [`post`], with the client address the runtime would have found (`ClientIp`).
+pub async fn post_from(
+    router: &Router,
+    ip: Option<&str>,
+    query: &str,
+    body: Vec<u8>,
+) -> (StatusCode, String) {
+    let mut request = Request::post(format!("/?{query}"))
         .header("content-type", "application/json")
         .body(Body::from(body))
         .expect("request");
+    if let Some(ip) = ip {
+        request
+            .extensions_mut()
+            .insert(hookline::runtime::ClientIp(ip.parse().expect("ip")));
+    }
     let response = router.clone().oneshot(request).await.expect("infallible");
     let status = response.status();
     let bytes = response
