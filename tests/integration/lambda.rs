@@ -128,3 +128,41 @@ async fn tencent_callbacks_run_through_the_lambda_binary() {
     let log = std::fs::read_to_string(&lambda.log).expect("log");
     assert!(!log.contains(KEY), "the secret key reached the log");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tamtam_updates_are_accepted_only_from_tamtams_subnets_under_lambda() {
+    use hookline_tamtam::emulator::TamTamEmulator;
+    let emu = TamTamEmulator::new("tamtam-lambda-token", 591_000_001, "helper_bot");
+    let api_url = emu.serve_on_loopback().await.expect("emulator");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let env = [
+        ("TAMTAM_TOKEN", "tamtam-lambda-token".to_owned()),
+        (
+            "TAMTAM_CALLBACK_TOKEN",
+            "tamtam-callback-token-0123456789".to_owned(),
+        ),
+        ("TAMTAM_API_URL", api_url),
+        ("RUST_LOG", "info".to_owned()),
+    ];
+    let mut lambda = Lambda::start(&workspace_bin("hookline-tamtam"), &env, dir.path()).await;
+    let query = "token=tamtam-callback-token-0123456789";
+    let m1 = fixture("tamtam/message_created_group_mention.json");
+
+    let outside = function_url_event(query, &m1, "203.0.113.9");
+    assert_eq!(lambda.invoke(outside).await["statusCode"], 403);
+    assert!(emu.sent().is_empty());
+
+    let inside = function_url_event(query, &m1, "185.16.150.153");
+    assert_eq!(lambda.invoke(inside).await["statusCode"], 200);
+    assert_eq!(emu.sent().len(), 1);
+    assert_eq!(
+        emu.sent()[0]["body"]["link"]["mid"],
+        "mid.ffffc0391c4485ec0189ad2161fe3a6c"
+    );
+
+    let log = std::fs::read_to_string(&lambda.log).expect("log");
+    assert!(
+        !log.contains("tamtam-lambda-token") && !log.contains("tamtam-callback-token-0123456789"),
+        "a secret reached the log"
+    );
+}

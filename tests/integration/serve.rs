@@ -21,6 +21,8 @@ async fn start_serve(env: &[(&str, String)]) -> (tokio::process::Child, String) 
         .env_remove("TAILCHAT_CALLBACK_TOKEN")
         .env_remove("TENCENT_SDKAPPID")
         .env_remove("TENCENT_CALLBACK_TOKEN")
+        .env_remove("TAMTAM_TOKEN")
+        .env_remove("TAMTAM_CALLBACK_TOKEN")
         .env_remove("HOOKLINE_TABLE")
         .env("HOOKLINE_BIND", format!("127.0.0.1:{port}"));
     for (name, value) in env {
@@ -55,6 +57,7 @@ async fn simulate_on(platform: &str, base: &str, text: &str) -> String {
         .env_remove("TENCENT_SDKAPPID")
         .env_remove("TENCENT_CALLBACK_TOKEN")
         .env_remove("TENCENT_BOT_ID")
+        .env_remove("TAMTAM_CALLBACK_TOKEN")
         .env_remove("TAILCHAT_CALLBACK_TOKEN")
         .output()
         .await
@@ -90,6 +93,14 @@ async fn serve_answers_healthz_and_simulate_gets_the_bots_reply() {
     assert!(stdout.contains("/tencent -> 200 OK"), "{stdout}");
     assert!(stdout.contains("Your message: hello tencent"), "{stdout}");
     assert!(stdout.contains("reply: @simulator-"), "{stdout}");
+
+    // TamTam on its emulator (loopback is allowed there), buttons included.
+    let stdout = simulate_on("tamtam", &base, "/buttons").await;
+    assert!(stdout.contains("/tamtam -> 200 OK"), "{stdout}");
+    assert!(
+        stdout.contains("reply: Pick one:") && stdout.contains("[buttons: Yes | No]"),
+        "{stdout}"
+    );
 
     server.start_kill().expect("stop serve");
     let _ = server.wait().await;
@@ -210,4 +221,101 @@ async fn setup_tencent_creates_the_chatbot_and_adds_it_to_groups() {
         "the key reached the output: {stderr}"
     );
     assert_eq!(emu.sent().len(), 2);
+}
+
+async fn setup_tamtam(
+    api_url: &str,
+    args: &[&str],
+    data: &std::path::Path,
+) -> std::process::Output {
+    tokio::process::Command::new(workspace_bin("hookline"))
+        .args(["setup", "tamtam"])
+        .args(args)
+        .env("TAMTAM_TOKEN", "tamtam-setup-token")
+        .env("TAMTAM_CALLBACK_TOKEN", "tamtam-callback-token-0123456789")
+        .env("TAMTAM_API_URL", api_url)
+        .env_remove("HOOKLINE_TABLE")
+        .env("HOOKLINE_DATA_DIR", data)
+        .output()
+        .await
+        .expect("run hookline setup tamtam")
+}
+
+#[tokio::test]
+async fn setup_tamtam_subscribes_lists_removes_stale_and_publishes_commands() {
+    let emu = hookline_tamtam::emulator::TamTamEmulator::new(
+        "tamtam-setup-token",
+        591_000_001,
+        "helper_bot",
+    );
+    let api_url = emu.serve_on_loopback().await.expect("emulator");
+    emu.add_subscription("https://old.example.com/tamtam?token=old");
+    let data = tempfile::tempdir().expect("tempdir");
+
+    // A port TamTam does not deliver to is refused before any call.
+    let out = setup_tamtam(
+        &api_url,
+        &["--url", "https://bot.example.com:3000/tamtam"],
+        data.path(),
+    )
+    .await;
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("port 3000"));
+    assert_eq!(emu.attempts(), 0);
+
+    // Without --remove-stale the old subscription is listed and kept.
+    let out = setup_tamtam(
+        &api_url,
+        &["--url", "https://bot.example.com/tamtam"],
+        data.path(),
+    )
+    .await;
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        stdout.contains("other subscription kept: https://old.example.com/tamtam?token=***"),
+        "{stdout}"
+    );
+    assert!(
+        !stdout.contains("tamtam-callback-token-0123456789"),
+        "the token reached the output: {stdout}"
+    );
+    let wanted = "https://bot.example.com/tamtam?token=tamtam-callback-token-0123456789";
+    assert_eq!(
+        emu.subscriptions(),
+        vec![
+            "https://old.example.com/tamtam?token=old".to_owned(),
+            wanted.to_owned()
+        ]
+    );
+
+    let out = setup_tamtam(
+        &api_url,
+        &["--url", "https://bot.example.com/tamtam", "--remove-stale"],
+        data.path(),
+    )
+    .await;
+    assert!(out.status.success());
+    assert_eq!(emu.subscriptions(), vec![wanted.to_owned()]);
+    let subscribe = emu
+        .calls()
+        .into_iter()
+        .rfind(|c| c["method"] == "POST" && c["path"] == "/subscriptions")
+        .expect("subscribed");
+    assert_eq!(
+        subscribe["body"],
+        serde_json::json!({"url": wanted, "update_types": ["message_created", "message_callback", "bot_started", "bot_added"], "version": "0.3.0"})
+    );
+    let commands = emu.commands();
+    let names: Vec<&str> = commands
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|c| c["name"].as_str())
+        .collect();
+    assert_eq!(names, ["help", "remember", "notes", "forget", "buttons"]);
 }

@@ -11,6 +11,8 @@ use hookline::pipeline::Deps;
 use hookline::secret::Secret;
 use hookline_tailchat::emulator::{EMULATOR_APP_ID, EMULATOR_APP_SECRET, TailchatEmulator};
 use hookline_tailchat::{TailchatConfig, VARS as TAILCHAT_VARS};
+use hookline_tamtam::emulator::{EMULATOR_TOKEN as TAMTAM_EMULATOR_TOKEN, TamTamEmulator};
+use hookline_tamtam::{TamTamConfig, VARS as TAMTAM_VARS, default_subnets, parse_subnets};
 use hookline_tencent::emulator::{
     EMULATOR_BOT_ID, EMULATOR_SDKAPPID, EMULATOR_SECRET_KEY, TencentEmulator,
 };
@@ -197,6 +199,48 @@ fn tencent(env: &dyn Env, deps: &Deps, base: &str, force_emulators: bool) -> Par
     part
 }
 
+/// The callback token a simulated TamTam update carries (what `build` configures).
+pub fn tamtam_token(env: &dyn Env) -> String {
+    optional(env, "TAMTAM_CALLBACK_TOKEN").unwrap_or_else(|| EMULATOR_TOKEN.to_owned())
+}
+
+fn tamtam(env: &dyn Env, deps: &Deps, base: &str, force_emulators: bool) -> Part {
+    let live = !force_emulators && optional(env, "TAMTAM_TOKEN").is_some();
+    let shown = if live || optional(env, "TAMTAM_CALLBACK_TOKEN").is_some() {
+        "<TAMTAM_CALLBACK_TOKEN>".to_owned()
+    } else {
+        EMULATOR_TOKEN.to_owned()
+    };
+    let mut part = Part {
+        name: "tamtam",
+        live_vars: &TAMTAM_VARS,
+        webhook: format!("{base}/tamtam?token={shown}"),
+        outcome: Err(ConfigError::Missing("TAMTAM_TOKEN")),
+        missing: TamTamConfig::missing(env),
+        emulator: None,
+    };
+    let config = if live {
+        TamTamConfig::from_source(env).map(|c| (c, Mode::Live))
+    } else {
+        part.emulator = Some(TamTamEmulator::default().router());
+        // On the emulator, updates come from this machine (`simulate`), not TamTam's subnets.
+        let mut allowed_subnets = default_subnets();
+        allowed_subnets
+            .extend(parse_subnets("loopback", "127.0.0.0/8,::1/128").unwrap_or_default());
+        Ok((
+            TamTamConfig {
+                token: Secret::new(TAMTAM_EMULATOR_TOKEN),
+                callback_token: Secret::new(tamtam_token(env)),
+                api_url: format!("{base}/_emulator/tamtam"),
+                allowed_subnets,
+            },
+            Mode::Emulator,
+        ))
+    };
+    part.outcome = config.map(|(c, mode)| (hookline_tamtam::router(c, deps.clone()), mode));
+    part
+}
+
 /// Builds the router. `force_emulators` ignores live credentials (used by `simulate`).
 pub fn build(env: &dyn Env, deps: Deps, base: &str, force_emulators: bool) -> App {
     let mut app = App {
@@ -205,6 +249,7 @@ pub fn build(env: &dyn Env, deps: Deps, base: &str, force_emulators: bool) -> Ap
     };
     app.mount(tailchat(env, &deps, base, force_emulators));
     app.mount(tencent(env, &deps, base, force_emulators));
+    app.mount(tamtam(env, &deps, base, force_emulators));
     app
 }
 

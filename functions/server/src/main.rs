@@ -25,7 +25,7 @@ enum Command {
     Serve,
     /// Send a realistic webhook and print the bot's reply.
     Simulate {
-        /// The platform (tailchat, tencent).
+        /// The platform (tailchat, tencent, tamtam).
         platform: String,
         /// What the user says to the bot.
         text: String,
@@ -42,6 +42,15 @@ enum Command {
 
 #[derive(Subcommand)]
 enum Setup {
+    /// Subscribe the TamTam webhook and publish the bot's commands.
+    Tamtam {
+        /// The public webhook URL (its `token=` is added when missing).
+        #[arg(long)]
+        url: String,
+        /// Remove every other subscription of the bot.
+        #[arg(long)]
+        remove_stale: bool,
+    },
     /// Create the chatbot account TENCENT_BOT_ID (idempotent) and add it to groups.
     Tencent {
         /// The chatbot's display name.
@@ -66,6 +75,9 @@ async fn main() -> anyhow::Result<()> {
         Command::Serve => serve(false).await,
         Command::Doctor => serve(true).await,
         Command::Setup(Setup::Tencent { nick, groups }) => setup_tencent(&nick, &groups).await,
+        Command::Setup(Setup::Tamtam { url, remove_stale }) => {
+            setup_tamtam(&url, remove_stale).await
+        }
         Command::Simulate {
             platform,
             text,
@@ -114,6 +126,27 @@ async fn setup_tencent(nick: &str, groups: &[String]) -> anyhow::Result<()> {
     for group in groups {
         client.add_group_member(group, &config.bot_id).await?;
         println!("chatbot {} is a member of {group}", config.bot_id);
+    }
+    Ok(())
+}
+
+async fn setup_tamtam(url: &str, remove_stale: bool) -> anyhow::Result<()> {
+    use hookline::bot::Bot as _;
+    let shared = SharedConfig::from_env()?;
+    let config = hookline_tamtam::TamTamConfig::from_env()?;
+    let url = hookline_tamtam::setup::webhook_url(url, &config.callback_token)
+        .map_err(|e| anyhow::anyhow!(e))?;
+    let deps = Deps::open(&shared).await.map_err(|e| anyhow::anyhow!(e))?;
+    let client = hookline_tamtam::TamTamClient::new(&config, &deps);
+    let commands: Vec<(&str, &str)> = hookline::bot::DefaultBot
+        .commands()
+        .iter()
+        .map(|c| (c.name, c.description))
+        .collect();
+    for line in
+        hookline_tamtam::setup::setup_webhook(&client, &url, remove_stale, &commands).await?
+    {
+        println!("{line}");
     }
     Ok(())
 }

@@ -115,6 +115,43 @@ pub fn tencent(env: &dyn Env, text: &str, live: bool) -> Simulation {
     }
 }
 
+/// A TamTam `message_created` in a dialog with the bot, from a fresh user.
+pub fn tamtam(env: &dyn Env, text: &str) -> Simulation {
+    let now_ms = SystemClock.now_ms();
+    let user_id = 600_000_000 + i64::from(rand::random::<u16>());
+    let mid = format!("mid.{:032x}", u128::from(rand::random::<u64>()));
+    let body = json!({
+        "update_type": "message_created", "timestamp": now_ms,
+        "message": {
+            "sender": {"user_id": user_id, "name": "Simulator", "username": null, "is_bot": false, "last_activity_time": now_ms},
+            "recipient": {"chat_id": user_id, "chat_type": "dialog", "user_id": user_id},
+            "timestamp": now_ms, "link": null,
+            "body": {"mid": mid, "seq": now_ms, "text": text, "attachments": null}
+        },
+        "user_locale": "en"
+    });
+    Simulation {
+        path: "/tamtam",
+        query: vec![("token".into(), app::tamtam_token(env))],
+        body,
+        reply_in: Box::new(move |m| {
+            (m["body"]["link"]["mid"] == mid.as_str()).then(|| {
+                let mut text = m["body"]["text"].as_str().unwrap_or_default().to_owned();
+                if let Some(rows) = m["body"]["attachments"][0]["payload"]["buttons"].as_array() {
+                    let labels: Vec<&str> = rows
+                        .iter()
+                        .filter_map(Value::as_array)
+                        .flatten()
+                        .filter_map(|b| b["text"].as_str())
+                        .collect();
+                    text.push_str(&format!("\n[buttons: {}]", labels.join(" | ")));
+                }
+                text
+            })
+        }),
+    }
+}
+
 /// Runs the simulation and returns what to print.
 pub async fn run(
     env: &dyn Env,
@@ -126,7 +163,10 @@ pub async fn run(
     let simulation = match platform {
         "tailchat" => tailchat(env, text),
         "tencent" => tencent(env, text, live),
-        other => bail!("unknown platform {other:?}: this build supports tailchat and tencent"),
+        "tamtam" => tamtam(env, text),
+        other => {
+            bail!("unknown platform {other:?}: this build supports tailchat, tencent and tamtam")
+        }
     };
     // Without --url: a private server on a free loopback port, on the emulators, with a
     // throw-away store.
