@@ -155,6 +155,36 @@ async fn shutdown_signal() {
     tokio::select! { () = ctrl_c => {}, () = term => {} }
 }
 
+/// Runs a scheduled job: under Lambda once per invocation (the scheduler's event is ignored, the
+/// job's JSON result is the invocation's result), elsewhere once, printing the result (for cron).
+pub async fn run_scheduled<F, Fut, E>(job: F) -> Result<(), RuntimeError>
+where
+    F: Fn() -> Fut + Send + Sync + 'static,
+    Fut: std::future::Future<Output = Result<serde_json::Value, E>> + Send,
+    E: std::fmt::Display,
+{
+    if !is_lambda() {
+        let result = job()
+            .await
+            .map_err(|e| RuntimeError::Stopped(e.to_string()))?;
+        println!("{result}");
+        return Ok(());
+    }
+    let job = std::sync::Arc::new(job);
+    let handler = lambda_http::service_fn(move |_: lambda_http::LambdaEvent<serde_json::Value>| {
+        let job = std::sync::Arc::clone(&job);
+        async move {
+            // A failed run is an invocation error, so the scheduler's retry and alarms see it.
+            job()
+                .await
+                .map_err(|e| lambda_http::Error::from(e.to_string()))
+        }
+    });
+    lambda_http::lambda_runtime::run(handler)
+        .await
+        .map_err(|e| RuntimeError::Stopped(e.to_string()))
+}
+
 /// Serves `router` on a free loopback port in the background; returns its base URL. For the
 /// built-in emulators, tests and benchmarks.
 pub async fn serve_on_loopback(router: Router) -> std::io::Result<String> {

@@ -1,0 +1,305 @@
+//! # hookline-dingtalk
+//!
+//! DingTalk robots, both kinds (PLATFORMS.md §3):
+//! - the enterprise robot's HTTP callback: [`router`] serves `POST /` (mounted at `/dingtalk` by
+//!   `hookline serve`), verified by the `timestamp`/`sign` headers (HMAC-SHA256 of the app
+//!   secret, one-hour window) and `robotCode`; replies go through the callback's
+//!   `sessionWebhook` (https on `DINGTALK_SESSION_HOSTS` only), or through the custom robot when
+//!   it has expired;
+//! - the custom group robot: `POST /notify` (`Authorization: Bearer <DINGTALK_NOTIFY_TOKEN>`)
+//!   sends through it with a fresh signature per request, within a store-wide sliding window of
+//!   20 sends per minute; over budget, messages queue and go out as one markdown digest
+//!   ([`robot::RobotSender::flush`], run by `hookline-dingtalk-flush` and by `hookline serve`).
+//!
+//! Environment: `DINGTALK_APP_SECRET`, `DINGTALK_ROBOT_CODE`, optional `DINGTALK_WEBHOOK_TOKEN` +
+//! `DINGTALK_WEBHOOK_SECRET`, `DINGTALK_NOTIFY_TOKEN`, `DINGTALK_API_URL`,
+//! `DINGTALK_SESSION_HOSTS`, `DINGTALK_ALLOW_UNSIGNED`, plus the shared `HOOKLINE_*`.
+
+use std::sync::Arc;
+
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::post;
+use axum::{Json, Router};
+use hookline::error::{HookError, PlatformError, PlatformErrorKind};
+use hookline::http::Idempotence;
+use hookline::model::{Decoded, Inbound, Platform, Reply};
+use hookline::pipeline::{Adapter, Deps, MAX_BODY_BYTES, Pipeline, RawRequest, webhook};
+use hookline::secret::Secret;
+use serde::Deserialize;
+
+mod config;
+mod decode;
+pub mod emulator;
+pub mod event;
+pub mod robot;
+pub mod sign;
+pub mod webhook;
+
+pub use config::{CustomRobot, DEFAULT_API_URL, DEFAULT_SESSION_HOSTS, DingTalkConfig, VARS};
+pub use decode::DingTalkContext;
+
+use crate::event::{At, CardButton, RobotMessage};
+use crate::robot::{Delivery, Notification, RobotSender, robot_result};
+
+/// The DingTalk adapter.
+#[derive(Debug)]
+pub struct DingTalkAdapter {
+    config: DingTalkConfig,
+    deps: Deps,
+    sender: Option<Arc<RobotSender>>,
+}
+
+/// The custom robot sender of `config`, if it has one.
+pub fn sender(config: &DingTalkConfig, deps: &Deps) -> Option<Arc<RobotSender>> {
+    config.custom_robot.clone().map(|robot| {
+        Arc::new(RobotSender::new(
+            robot,
+            &config.api_url,
+            deps.http.clone(),
+            deps.store.clone(),
+            deps.clock.clone(),
+        ))
+    })
+}
+
+#[derive(Deserialize)]
+struct RobotCodeOnly {
+    #[serde(rename = "robotCode")]
+    robot_code: Option<String>,
+}
+
+/// A reply as a robot message: text (with the asker @-mentioned in groups) or an actionCard whose
+/// buttons post the choice back into the conversation (`dtmd://dingtalkclient/sendMessage`).
+fn reply_message(reply: &Reply, ctx: &DingTalkContext) -> RobotMessage {
+    let at = At {
+        at_user_ids: ctx.staff_id.iter().filter(|_| ctx.group).cloned().collect(),
+        ..At::default()
+    };
+    match reply {
+        Reply::Choices { text, choices } => RobotMessage::ActionCard {
+            title: text.clone(),
+            text: text.clone(),
+            buttons: choices
+                .iter()
+                .map(|c| {
+                    let content: String =
+                        url::form_urlencoded::byte_serialize(c.label.as_bytes()).collect();
+                    CardButton {
+                        title: c.label.clone(),
+                        action_url: format!("dtmd://dingtalkclient/sendMessage?content={content}"),
+                    }
+                })
+                .collect(),
+            horizontal: true,
+        },
+        other => RobotMessage::Text {
+            content: other.to_plain_text(),
+            at,
+        },
+    }
+}
+
+impl DingTalkAdapter {
+    /// An adapter for `config`.
+    pub fn new(config: DingTalkConfig, deps: &Deps) -> Self {
+        let sender = sender(&config, deps);
+        Self {
+            config,
+            deps: deps.clone(),
+            sender,
+        }
+    }
+
+    /// The custom robot sender, if configured.
+    pub fn sender(&self) -> Option<&Arc<RobotSender>> {
+        self.sender.as_ref()
+    }
+
+    async fn via_session(
+        &self,
+        ctx: &DingTalkContext,
+        message: &RobotMessage,
+    ) -> Result<(), PlatformError> {
+        let resp = self
+            .deps
+            .http
+            .post_json(
+                ctx.session_webhook.as_str(),
+                Default::default(),
+                &message.to_json(),
+                Idempotence::Unsafe,
+            )
+            .await
+            .map_err(|e| {
+                let kind = if e.timed_out {
+                    PlatformErrorKind::OutcomeUnknown
+                } else {
+                    PlatformErrorKind::Unavailable
+                };
+                PlatformError::new("dingtalk", "session_webhook", kind, e.to_string())
+            })?;
+        robot_result("session_webhook", resp.status.as_u16(), &resp.body)
+    }
+
+    async fn via_robot(&self, ctx: &DingTalkContext, reply: &Reply) -> Result<(), HookError> {
+        let Some(sender) = &self.sender else {
+            return Err(PlatformError::new(
+                "dingtalk",
+                "reply",
+                PlatformErrorKind::Rejected,
+                "the session webhook expired and no custom robot is configured (set DINGTALK_WEBHOOK_TOKEN and DINGTALK_WEBHOOK_SECRET)",
+            )
+            .into());
+        };
+        let notification = Notification {
+            text: reply.to_plain_text(),
+            title: None,
+            markdown: false,
+            at: ctx
+                .staff_id
+                .clone()
+                .filter(|_| ctx.group)
+                .map(|id| robot::NotifyAt {
+                    user_ids: vec![id],
+                    ..Default::default()
+                }),
+        };
+        if sender.send(&notification).await? == Delivery::Queued {
+            tracing::info!("reply queued for the custom robot's next digest");
+        }
+        Ok(())
+    }
+}
+
+impl Adapter for DingTalkAdapter {
+    type Context = DingTalkContext;
+
+    fn platform(&self) -> Platform {
+        Platform::DingTalk
+    }
+
+    fn bot_key(&self) -> &str {
+        &self.config.robot_code
+    }
+
+    fn verify(&self, request: &RawRequest) -> Result<(), HookError> {
+        let header = |name: &str| request.headers.get(name).and_then(|v| v.to_str().ok());
+        match (header("timestamp"), header("sign")) {
+            (Some(ts), Some(sign)) => sign::verify_callback_sign(
+                self.config.app_secret.expose(),
+                ts,
+                sign,
+                request.now_ms,
+            )?,
+            // Legacy "Outgoing" robots sign nothing; accepted only when explicitly allowed.
+            (None, None) if self.config.allow_unsigned => {}
+            _ => {
+                return Err(HookError::Unauthenticated(
+                    "timestamp and sign headers are required",
+                ));
+            }
+        }
+        let body: RobotCodeOnly = serde_json::from_slice(&request.body)
+            .map_err(|e| HookError::Malformed(format!("callback body: {e}")))?;
+        if body.robot_code.as_deref() != Some(self.config.robot_code.as_str()) {
+            return Err(HookError::Unauthenticated("robotCode is not ours"));
+        }
+        Ok(())
+    }
+
+    async fn decode(
+        &self,
+        request: &RawRequest,
+    ) -> Result<Decoded<Inbound<DingTalkContext>>, HookError> {
+        decode::decode_callback(&request.body, &self.config.session_hosts, request.now_ms)
+    }
+
+    async fn send(
+        &self,
+        inbound: &Inbound<DingTalkContext>,
+        replies: &[Reply],
+    ) -> Result<(), HookError> {
+        let ctx = &inbound.context;
+        for reply in replies {
+            if self.deps.clock.now_ms() < ctx.expires_at_ms {
+                match self.via_session(ctx, &reply_message(reply, ctx)).await {
+                    Ok(()) => continue,
+                    // Expired early (DingTalk's word, not the field's): fall back below.
+                    Err(e)
+                        if e.kind == PlatformErrorKind::Rejected
+                            && e.detail.contains("session") =>
+                    {
+                        tracing::warn!(error = %e, "session webhook refused; falling back to the custom robot");
+                    }
+                    Err(e) => return Err(e.into()),
+                }
+            }
+            self.via_robot(ctx, reply).await?;
+        }
+        Ok(())
+    }
+}
+
+/// `POST /notify`: authenticate, parse, send or queue.
+async fn notify(
+    State(state): State<Arc<NotifyState>>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, HookError> {
+    let presented = headers
+        .get("authorization")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .unwrap_or_default();
+    if !state.token.matches(presented.trim()) {
+        return Err(HookError::Unauthenticated("notify token missing or wrong"));
+    }
+    let notification: Notification =
+        serde_json::from_slice(&body).map_err(|e| HookError::Malformed(e.to_string()))?;
+    if notification.text.trim().is_empty() {
+        return Err(HookError::Malformed("text must not be empty".into()));
+    }
+    Ok(match state.sender.send(&notification).await? {
+        Delivery::Sent => (StatusCode::OK, Json(serde_json::json!({"sent": true}))).into_response(),
+        Delivery::Queued => (
+            StatusCode::ACCEPTED,
+            Json(serde_json::json!({"queued": true})),
+        )
+            .into_response(),
+    })
+}
+
+struct NotifyState {
+    token: Secret,
+    sender: Arc<RobotSender>,
+}
+
+/// The router of one DingTalk robot: the callback at `/`, and `/notify` when configured.
+pub fn router(config: DingTalkConfig, deps: Deps) -> Router {
+    let notify_state = match (&config.notify_token, sender(&config, &deps)) {
+        (Some(token), Some(sender)) => Some(Arc::new(NotifyState {
+            token: token.clone(),
+            sender,
+        })),
+        _ => None,
+    };
+    let mut router = webhook(Arc::new(pipeline(config, deps)));
+    if let Some(state) = notify_state {
+        router = router.merge(
+            Router::new()
+                .route("/notify", post(notify))
+                .layer(axum::extract::DefaultBodyLimit::max(MAX_BODY_BYTES))
+                .with_state(state),
+        );
+    }
+    router
+}
+
+/// The pipeline behind [`router`].
+pub fn pipeline(config: DingTalkConfig, deps: Deps) -> Pipeline<DingTalkAdapter> {
+    let adapter = DingTalkAdapter::new(config, &deps);
+    Pipeline::new(adapter, deps)
+}

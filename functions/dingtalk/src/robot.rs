@@ -1,0 +1,587 @@
+//! The custom robot sender: signed sends, a store-wide sliding-window budget, a pending queue,
+//! and one markdown digest per flush. Nothing is dropped and nothing is sent over the limit.
+//!
+//! **Budget.** DingTalk allows 20 messages per minute per robot and throttles a robot that sends
+//! more for 10 minutes; it does not say how it counts, and a fixed per-minute counter can send 40
+//! messages in two seconds across a minute boundary. So the budget is a sliding window: 20 slot
+//! items in the store, each taken with a conditional write (`put_if_absent`, so two Lambdas can
+//! never take the same slot) and living at least 60 s. At most 20 slots are live at any
+//! instant, hence at most 20 sends in any 60 s.
+//!
+//! **Over budget** a message goes to the pending queue (store items without expiry) and is
+//! delivered later as part of one markdown digest by [`RobotSender::flush`], which the scheduled
+//! `hookline-dingtalk-flush` Lambda and a timer in `hookline serve` run. A 130101 answer marks
+//! the robot throttled for 10 minutes store-wide; messages keep queueing meanwhile.
+
+use std::collections::HashSet;
+use std::time::Duration;
+
+use hookline::clock::SharedClock;
+use hookline::error::{HookError, PlatformError, PlatformErrorKind};
+use hookline::http::{HttpClient, Idempotence};
+use hookline::store::{Key, SharedStore, StoreError};
+use rand::seq::SliceRandom;
+use serde::{Deserialize, Serialize};
+
+use crate::config::CustomRobot;
+use crate::event::{At, RobotMessage, RobotResult};
+use crate::sign::robot_sign_param;
+
+/// Sends per window.
+pub const LIMIT: usize = 20;
+/// The window.
+pub const WINDOW: Duration = Duration::from_secs(60);
+/// How long a robot stays throttled after a 130101.
+pub const THROTTLE: Duration = Duration::from_secs(600);
+/// A digest stays under this many bytes (DingTalk refuses messages over 20000).
+pub const DIGEST_MAX_BYTES: usize = 18_000;
+/// How long a flush holds its lock at most.
+pub const FLUSH_LOCK: Duration = Duration::from_secs(30);
+
+/// What `POST /notify` takes, and what the pending queue keeps.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Notification {
+    /// The message.
+    pub text: String,
+    /// A title (the notification preview of a markdown message).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub title: Option<String>,
+    /// Send as markdown.
+    #[serde(default)]
+    pub markdown: bool,
+    /// Whom to @.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub at: Option<NotifyAt>,
+}
+
+/// `at` of a [`Notification`].
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NotifyAt {
+    /// DingTalk user ids.
+    #[serde(default, rename = "userIds")]
+    pub user_ids: Vec<String>,
+    /// Mobile numbers.
+    #[serde(default)]
+    pub mobiles: Vec<String>,
+    /// Everyone.
+    #[serde(default)]
+    pub all: bool,
+}
+
+impl Notification {
+    fn at(&self) -> At {
+        let at = self.at.clone().unwrap_or_default();
+        At {
+            at_mobiles: at.mobiles,
+            at_user_ids: at.user_ids,
+            is_at_all: at.all,
+        }
+    }
+
+    /// The robot message for a direct send.
+    pub fn to_message(&self) -> RobotMessage {
+        if self.markdown {
+            let title = self.title.clone().unwrap_or_else(|| {
+                self.text
+                    .lines()
+                    .next()
+                    .unwrap_or_default()
+                    .trim_start_matches('#')
+                    .trim()
+                    .chars()
+                    .take(64)
+                    .collect()
+            });
+            RobotMessage::Markdown {
+                title,
+                text: self.text.clone(),
+                at: self.at(),
+            }
+        } else {
+            let content = match &self.title {
+                Some(title) => format!("{title}\n{}", self.text),
+                None => self.text.clone(),
+            };
+            RobotMessage::Text {
+                content,
+                at: self.at(),
+            }
+        }
+    }
+
+    fn digest_entry(&self) -> String {
+        match &self.title {
+            Some(title) => format!("**{title}**\n\n{}", self.text),
+            None => self.text.clone(),
+        }
+    }
+}
+
+/// The result of [`RobotSender::send`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Delivery {
+    /// Sent now.
+    Sent,
+    /// Queued for the next digest.
+    Queued,
+}
+
+/// What one [`RobotSender::flush`] did.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct FlushReport {
+    /// Digests sent.
+    pub digests: usize,
+    /// Messages they carried.
+    pub delivered: usize,
+    /// Messages still queued.
+    pub pending: usize,
+}
+
+fn error(call: &'static str, kind: PlatformErrorKind, detail: impl Into<String>) -> PlatformError {
+    PlatformError::new("dingtalk", call, kind, detail)
+}
+
+/// Interprets a robot endpoint's `{errcode, errmsg}` (HTTP 200 even on failure; §3.1).
+pub(crate) fn robot_result(
+    call: &'static str,
+    status: u16,
+    body: &[u8],
+) -> Result<(), PlatformError> {
+    if status == 429 {
+        return Err(error(call, PlatformErrorKind::RateLimited, "HTTP 429"));
+    }
+    if status >= 500 {
+        return Err(error(
+            call,
+            PlatformErrorKind::Unavailable,
+            format!("HTTP {status}"),
+        ));
+    }
+    let result: RobotResult = serde_json::from_slice(body).map_err(|e| {
+        error(
+            call,
+            PlatformErrorKind::BadResponse,
+            format!("HTTP {status}, unreadable answer: {e}"),
+        )
+    })?;
+    let (kind, hint) = match result.errcode {
+        0 => return Ok(()),
+        130_101 | 410_100 => (
+            PlatformErrorKind::RateLimited,
+            "the robot sent too fast and is throttled",
+        ),
+        310_000 => (
+            PlatformErrorKind::Auth,
+            "security check failed: check DINGTALK_WEBHOOK_SECRET, the robot's keywords or IP allow-list, and the server clock",
+        ),
+        300_001 if result.errmsg.contains("session") => {
+            (PlatformErrorKind::Rejected, "the session webhook expired")
+        }
+        300_001 | 300_005 | 400_101 | 400_106 | 400_102 | 40_035 => (
+            PlatformErrorKind::Auth,
+            "the robot does not exist or is stopped: check DINGTALK_WEBHOOK_TOKEN",
+        ),
+        400_013 => (PlatformErrorKind::Rejected, "the group was dissolved"),
+        -1 => (PlatformErrorKind::Unavailable, "DingTalk is busy"),
+        _ => (
+            PlatformErrorKind::Rejected,
+            "see DingTalk's error code table",
+        ),
+    };
+    Err(error(
+        call,
+        kind,
+        format!("errcode {} ({}): {hint}", result.errcode, result.errmsg),
+    ))
+}
+
+/// The sender of one custom robot.
+#[derive(Debug)]
+pub struct RobotSender {
+    http: HttpClient,
+    api_url: String,
+    robot: CustomRobot,
+    store: SharedStore,
+    clock: SharedClock,
+    ns: String,
+}
+
+impl RobotSender {
+    /// A sender for `robot` at `api_url`, keeping its budget and queue in `store`.
+    pub fn new(
+        robot: CustomRobot,
+        api_url: &str,
+        http: HttpClient,
+        store: SharedStore,
+        clock: SharedClock,
+    ) -> Self {
+        let ns = format!("dingtalk#{}", robot.access_token.fingerprint());
+        Self {
+            http,
+            api_url: api_url.trim_end_matches('/').to_owned(),
+            robot,
+            store,
+            clock,
+            ns,
+        }
+    }
+
+    fn key(&self, part: &str, sk: impl Into<String>) -> Key {
+        Key::new(format!("{}#{part}", self.ns), sk)
+    }
+
+    /// A freshly signed send URL: a new millisecond timestamp and sign for every request.
+    pub fn signed_url(&self) -> String {
+        let ts = self.clock.now_ms();
+        let token: String =
+            url::form_urlencoded::byte_serialize(self.robot.access_token.expose().as_bytes())
+                .collect();
+        format!(
+            "{}/robot/send?access_token={token}&timestamp={ts}&sign={}",
+            self.api_url,
+            robot_sign_param(self.robot.secret.expose(), ts)
+        )
+    }
+
+    /// Whether the robot is throttled store-wide.
+    pub async fn throttled(&self) -> Result<bool, StoreError> {
+        Ok(self
+            .store
+            .get(&self.key("throttle", "until"))
+            .await?
+            .is_some())
+    }
+
+    async fn mark_throttled(&self) -> Result<(), StoreError> {
+        let until = self.clock.now_s() + i64::try_from(THROTTLE.as_secs()).unwrap_or(600);
+        tracing::warn!(
+            until,
+            "DingTalk throttled the robot (130101): holding every send for 10 minutes"
+        );
+        self.store
+            .put(
+                &self.key("throttle", "until"),
+                &until.to_string(),
+                Some(until),
+            )
+            .await
+    }
+
+    /// Takes one slot of the sliding window, unless all are taken or the robot is throttled.
+    pub async fn take_slot(&self) -> Result<bool, StoreError> {
+        if self.throttled().await? {
+            return Ok(false);
+        }
+        let pk = format!("{}#budget", self.ns);
+        let live: HashSet<String> = self
+            .store
+            .query_prefix(&pk, "slot#")
+            .await?
+            .into_iter()
+            .map(|(sk, _)| sk)
+            .collect();
+        let mut free: Vec<String> = (0..LIMIT)
+            .map(|i| format!("slot#{i:02}"))
+            .filter(|s| !live.contains(s))
+            .collect();
+        free.shuffle(&mut rand::rng());
+        // A slot lives until a whole second at least WINDOW after now: never less than 60 s.
+        let expires = self.clock.now_ms().div_euclid(1000)
+            + i64::try_from(WINDOW.as_secs()).unwrap_or(60)
+            + 1;
+        let taken_at = self.clock.now_ms().to_string();
+        for slot in free {
+            if self
+                .store
+                .put_if_absent(&Key::new(&pk, slot), &taken_at, Some(expires))
+                .await?
+            {
+                return Ok(true);
+            }
+        }
+        Ok(false)
+    }
+
+    /// One signed POST. A 130101 marks the robot throttled.
+    async fn post(&self, message: &RobotMessage) -> Result<(), HookError> {
+        // No dedup on DingTalk's side: never repeat after an ambiguous failure.
+        let resp = self
+            .http
+            .post_json(
+                &self.signed_url(),
+                Default::default(),
+                &message.to_json(),
+                Idempotence::Unsafe,
+            )
+            .await
+            .map_err(|e| {
+                let kind = if e.timed_out {
+                    PlatformErrorKind::OutcomeUnknown
+                } else {
+                    PlatformErrorKind::Unavailable
+                };
+                error("robot_send", kind, e.to_string())
+            })?;
+        match robot_result("robot_send", resp.status.as_u16(), &resp.body) {
+            Ok(()) => Ok(()),
+            Err(e) => {
+                if e.kind == PlatformErrorKind::RateLimited {
+                    self.mark_throttled().await?;
+                }
+                Err(e.into())
+            }
+        }
+    }
+
+    async fn enqueue(&self, notification: &Notification) -> Result<(), StoreError> {
+        let sk = format!(
+            "{:016}#{:016x}",
+            self.clock.now_ms().max(0),
+            rand::random::<u64>()
+        );
+        let value = serde_json::to_string(notification).map_err(|e| StoreError::Corrupt {
+            key: sk.clone(),
+            reason: e.to_string(),
+        })?;
+        self.store.put(&self.key("pending", sk), &value, None).await
+    }
+
+    async fn pending(&self) -> Result<Vec<(String, Notification)>, StoreError> {
+        let pk = format!("{}#pending", self.ns);
+        let mut out = Vec::new();
+        for (sk, item) in self.store.query_prefix(&pk, "").await? {
+            match serde_json::from_str(&item.value) {
+                Ok(n) => out.push((sk, n)),
+                Err(e) => {
+                    return Err(StoreError::Corrupt {
+                        key: format!("{pk}/{sk}"),
+                        reason: e.to_string(),
+                    });
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    /// Sends now if the budget allows and nothing is waiting; queues otherwise.
+    pub async fn send(&self, notification: &Notification) -> Result<Delivery, HookError> {
+        // Keep order: while older messages wait, a new one waits behind them.
+        if !self.pending().await?.is_empty() {
+            self.enqueue(notification).await?;
+            self.flush().await?;
+            return Ok(Delivery::Queued);
+        }
+        if !self.take_slot().await? {
+            self.enqueue(notification).await?;
+            return Ok(Delivery::Queued);
+        }
+        match self.post(&notification.to_message()).await {
+            Ok(()) => Ok(Delivery::Sent),
+            Err(HookError::Platform(e))
+                if matches!(
+                    e.kind,
+                    PlatformErrorKind::RateLimited | PlatformErrorKind::Unavailable
+                ) =>
+            {
+                tracing::warn!(error = %e, "queued a message DingTalk did not take");
+                self.enqueue(notification).await?;
+                Ok(Delivery::Queued)
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Delivers queued messages as markdown digests while the budget allows.
+    pub async fn flush(&self) -> Result<FlushReport, HookError> {
+        let mut report = FlushReport::default();
+        let mut pending = self.pending().await?;
+        if pending.is_empty() {
+            return Ok(report);
+        }
+        let lock = self.key("flush", "lock");
+        let lock_until = self.clock.now_s() + i64::try_from(FLUSH_LOCK.as_secs()).unwrap_or(30);
+        if !self
+            .store
+            .put_if_absent(&lock, "locked", Some(lock_until))
+            .await?
+        {
+            report.pending = pending.len();
+            return Ok(report);
+        }
+        let result = self.flush_locked(&mut pending, &mut report).await;
+        self.store.delete(&lock).await?;
+        report.pending = pending.len();
+        result.map(|()| report)
+    }
+
+    async fn flush_locked(
+        &self,
+        pending: &mut Vec<(String, Notification)>,
+        report: &mut FlushReport,
+    ) -> Result<(), HookError> {
+        while !pending.is_empty() {
+            if !self.take_slot().await? {
+                return Ok(());
+            }
+            let (batch, message) = digest(pending);
+            match self.post(&message).await {
+                Ok(()) => {
+                    for (sk, _) in pending.drain(..batch) {
+                        self.store.delete(&self.key("pending", sk)).await?;
+                    }
+                    report.digests += 1;
+                    report.delivered += batch;
+                }
+                Err(HookError::Platform(e)) if e.is_retryable() => {
+                    tracing::warn!(error = %e, "digest not delivered; will retry");
+                    return Ok(());
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The digest of the oldest pending messages that fit: how many, and the markdown message.
+fn digest(pending: &[(String, Notification)]) -> (usize, RobotMessage) {
+    let mut at = At::default();
+    let mut body = String::new();
+    let mut count = 0;
+    for (_, n) in pending {
+        let entry = n.digest_entry();
+        if count > 0 && body.len() + entry.len() + 8 > DIGEST_MAX_BYTES {
+            break;
+        }
+        body.push_str("\n\n---\n\n");
+        body.push_str(&entry);
+        count += 1;
+        let theirs = n.at();
+        at.at_user_ids.extend(
+            theirs
+                .at_user_ids
+                .into_iter()
+                .filter(|u| !at.at_user_ids.contains(u))
+                .collect::<Vec<_>>(),
+        );
+        at.at_mobiles.extend(
+            theirs
+                .at_mobiles
+                .into_iter()
+                .filter(|m| !at.at_mobiles.contains(m))
+                .collect::<Vec<_>>(),
+        );
+        at.is_at_all |= theirs.is_at_all;
+    }
+    let title = format!(
+        "{count} queued message{}",
+        if count == 1 { "" } else { "s" }
+    );
+    let text = format!("#### {title} (held back by DingTalk's rate limit){body}");
+    (count, RobotMessage::Markdown { title, text, at })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn note(text: &str) -> Notification {
+        Notification {
+            text: text.into(),
+            title: None,
+            markdown: false,
+            at: None,
+        }
+    }
+
+    fn digest_json(pending: &[Notification]) -> serde_json::Value {
+        let keyed: Vec<(String, Notification)> = pending
+            .iter()
+            .cloned()
+            .map(|n| (String::new(), n))
+            .collect();
+        digest(&keyed).1.to_json()
+    }
+
+    #[test]
+    fn a_digest_holds_every_text_once_and_merges_mentions() {
+        let mut a = note("disk full on db-1");
+        a.at = Some(NotifyAt {
+            user_ids: vec!["manager4021".into()],
+            mobiles: vec![],
+            all: false,
+        });
+        let mut b = note("backup done");
+        b.title = Some("Backup".into());
+        b.at = Some(NotifyAt {
+            user_ids: vec!["manager4021".into()],
+            mobiles: vec!["13800000000".into()],
+            all: false,
+        });
+        let json = digest_json(&[a, b]);
+        let text = json["markdown"]["text"].as_str().unwrap();
+        assert_eq!(json["markdown"]["title"], "2 queued messages");
+        assert_eq!(text.matches("disk full on db-1").count(), 1);
+        assert!(text.contains("**Backup**\n\nbackup done"));
+        assert_eq!(json["at"]["atUserIds"], serde_json::json!(["manager4021"]));
+        assert_eq!(json["at"]["atMobiles"], serde_json::json!(["13800000000"]));
+    }
+
+    #[test]
+    fn a_digest_stops_before_the_size_limit() {
+        let big: Vec<(String, Notification)> = (0..10)
+            .map(|i| (i.to_string(), note(&"x".repeat(5_000))))
+            .collect();
+        let (count, message) = digest(&big);
+        assert_eq!(count, 3);
+        assert!(message.to_json().to_string().len() < 20_000);
+    }
+
+    #[test]
+    fn notifications_become_text_or_markdown() {
+        let plain = Notification {
+            text: "hi".into(),
+            title: Some("T".into()),
+            markdown: false,
+            at: None,
+        };
+        assert_eq!(plain.to_message().to_json()["text"]["content"], "T\nhi");
+        let md = Notification {
+            text: "### Build #42\n- green".into(),
+            title: None,
+            markdown: true,
+            at: None,
+        };
+        assert_eq!(md.to_message().to_json()["markdown"]["title"], "Build #42");
+    }
+
+    #[test]
+    fn robot_errcodes_become_clear_errors() {
+        assert!(robot_result("x", 200, br#"{"errcode":0,"errmsg":"ok"}"#).is_ok());
+        let kind = |body: &[u8]| robot_result("x", 200, body).unwrap_err().kind;
+        assert_eq!(
+            kind(br#"{"errcode":130101,"errmsg":"send too fast"}"#),
+            PlatformErrorKind::RateLimited
+        );
+        assert_eq!(
+            kind(br#"{"errcode":310000,"errmsg":"sign not match"}"#),
+            PlatformErrorKind::Auth
+        );
+        assert_eq!(
+            kind(r#"{"errcode":300001,"errmsg":"session 不存在"}"#.as_bytes()),
+            PlatformErrorKind::Rejected
+        );
+        assert_eq!(
+            kind(br#"{"errcode":-1,"errmsg":"busy"}"#),
+            PlatformErrorKind::Unavailable
+        );
+        assert!(
+            robot_result("x", 200, br#"{"errcode":310000,"errmsg":"sign not match"}"#)
+                .unwrap_err()
+                .detail
+                .contains("DINGTALK_WEBHOOK_SECRET")
+        );
+    }
+}
