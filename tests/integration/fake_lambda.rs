@@ -61,7 +61,17 @@ async fn record(
 
 /// A Lambda Function URL event (payload format 2.0) for a POST to `/?query` with `body`.
 pub fn function_url_event(query: &str, body: &[u8], source_ip: &str) -> Value {
-    serde_json::json!({
+    function_url_event_with_headers(query, &[], body, source_ip)
+}
+
+/// [`function_url_event`] with extra request headers.
+pub fn function_url_event_with_headers(
+    query: &str,
+    headers: &[(&str, &str)],
+    body: &[u8],
+    source_ip: &str,
+) -> Value {
+    let mut event = serde_json::json!({
         "version": "2.0", "routeKey": "$default", "rawPath": "/", "rawQueryString": query,
         "headers": {"content-type": "application/json", "host": "abc.lambda-url.us-east-1.on.aws"},
         "requestContext": {
@@ -72,7 +82,11 @@ pub fn function_url_event(query: &str, body: &[u8], source_ip: &str) -> Value {
             "time": "14/Nov/2023:22:13:20 +0000", "timeEpoch": 1_700_000_000_123_i64
         },
         "body": String::from_utf8_lossy(body), "isBase64Encoded": false
-    })
+    });
+    for (name, value) in headers {
+        event["headers"][*name] = Value::String((*value).to_owned());
+    }
+    event
 }
 
 /// A function process under the fake runtime.

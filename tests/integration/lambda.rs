@@ -5,7 +5,7 @@
 use hookline_tailchat::emulator::TailchatEmulator;
 use serde_json::Value;
 
-use crate::fake_lambda::{Lambda, function_url_event};
+use crate::fake_lambda::{Lambda, function_url_event, function_url_event_with_headers};
 use crate::support::{fixture, fixture_json, workspace_bin};
 
 const BOT: &str = "6552f3a0c3b1e2a9d4f01234";
@@ -165,4 +165,74 @@ async fn tamtam_updates_are_accepted_only_from_tamtams_subnets_under_lambda() {
         !log.contains("tamtam-lambda-token") && !log.contains("tamtam-callback-token-0123456789"),
         "a secret reached the log"
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dingtalk_callbacks_and_notifies_run_through_the_lambda_binary() {
+    use hookline::clock::{Clock, SystemClock};
+    use hookline_dingtalk::emulator::DingTalkEmulator;
+    const APP_SECRET: &str = "Jq3kX0b9yQ2mV7rT1sW5uZ8aC4dE6fG0hI2jK4lM6nO8pQ0rS2tU4vW6xY8zA0bC";
+    let clock: hookline::clock::SharedClock = std::sync::Arc::new(SystemClock);
+    let emu = DingTalkEmulator::new("robot-token", "SECrobot-secret", clock);
+    let emu_url = emu.serve_on_loopback().await.expect("emulator");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let env = [
+        ("DINGTALK_APP_SECRET", APP_SECRET.to_owned()),
+        ("DINGTALK_ROBOT_CODE", "dingue4kfzdxbyn0pjqd".to_owned()),
+        ("DINGTALK_WEBHOOK_TOKEN", "robot-token".to_owned()),
+        ("DINGTALK_WEBHOOK_SECRET", "SECrobot-secret".to_owned()),
+        (
+            "DINGTALK_NOTIFY_TOKEN",
+            "notify-token-0123456789".to_owned(),
+        ),
+        ("DINGTALK_API_URL", emu_url.clone()),
+        (
+            "DINGTALK_SESSION_HOSTS",
+            format!(
+                "oapi.dingtalk.com,{}",
+                emu_url.trim_start_matches("http://")
+            ),
+        ),
+        ("RUST_LOG", "info".to_owned()),
+    ];
+    let mut lambda = Lambda::start(&workspace_bin("hookline-dingtalk"), &env, dir.path()).await;
+
+    // A callback signed now: the binary runs on the real clock.
+    let now = SystemClock.now_ms();
+    let ts = now.to_string();
+    let sign = hookline_dingtalk::sign::sign(APP_SECRET, &ts);
+    let mut d1 = fixture_json("dingtalk/text_group_mention.json");
+    d1["sessionWebhook"] = serde_json::json!(format!("{emu_url}/robot/sendBySession?session=s1"));
+    d1["sessionWebhookExpiredTime"] = serde_json::json!(now + 600_000);
+    let headers = [("timestamp", ts.as_str()), ("sign", sign.as_str())];
+    let event =
+        function_url_event_with_headers("", &headers, d1.to_string().as_bytes(), "203.0.113.7");
+    assert_eq!(lambda.invoke(event).await["statusCode"], 200);
+    assert_eq!(
+        emu.sent()[0]["body"]["text"]["content"],
+        "Your message: deploy status? @manager4021"
+    );
+
+    let forged_headers = [("timestamp", ts.as_str()), ("sign", "AAAA")];
+    let forged = function_url_event_with_headers(
+        "",
+        &forged_headers,
+        d1.to_string().as_bytes(),
+        "203.0.113.7",
+    );
+    assert_eq!(lambda.invoke(forged).await["statusCode"], 401);
+
+    let auth = [("authorization", "Bearer notify-token-0123456789")];
+    let mut notify =
+        function_url_event_with_headers("", &auth, br#"{"text":"from lambda"}"#, "203.0.113.7");
+    notify["rawPath"] = serde_json::json!("/notify");
+    notify["requestContext"]["http"]["path"] = serde_json::json!("/notify");
+    let answer = lambda.invoke(notify).await;
+    assert_eq!(answer["statusCode"], 200, "{answer}");
+    assert_eq!(emu.sent().len(), 2);
+    assert_eq!(emu.sent()[1]["via"], "robot");
+    let log = std::fs::read_to_string(&lambda.log).expect("log");
+    for secret in [APP_SECRET, "SECrobot-secret", "notify-token-0123456789"] {
+        assert!(!log.contains(secret), "{secret} reached the log");
+    }
 }

@@ -23,6 +23,8 @@ async fn start_serve(env: &[(&str, String)]) -> (tokio::process::Child, String) 
         .env_remove("TENCENT_CALLBACK_TOKEN")
         .env_remove("TAMTAM_TOKEN")
         .env_remove("TAMTAM_CALLBACK_TOKEN")
+        .env_remove("DINGTALK_APP_SECRET")
+        .env_remove("DINGTALK_NOTIFY_TOKEN")
         .env_remove("HOOKLINE_TABLE")
         .env("HOOKLINE_BIND", format!("127.0.0.1:{port}"));
     for (name, value) in env {
@@ -101,6 +103,23 @@ async fn serve_answers_healthz_and_simulate_gets_the_bots_reply() {
         stdout.contains("reply: Pick one:") && stdout.contains("[buttons: Yes | No]"),
         "{stdout}"
     );
+
+    // DingTalk: a signed callback answered through the session webhook, and the notify endpoint.
+    let stdout = simulate_on("dingtalk", &base, "hello dingtalk").await;
+    assert!(stdout.contains("/dingtalk -> 200 OK"), "{stdout}");
+    assert!(
+        stdout.contains("reply: Your message: hello dingtalk @simulator"),
+        "{stdout}"
+    );
+    let notify = reqwest::Client::new()
+        .post(format!("{base}/dingtalk/notify"))
+        .bearer_auth("emulator-notify-token")
+        .json(&serde_json::json!({"text": "deploy finished"}))
+        .send()
+        .await
+        .expect("notify");
+    assert_eq!(notify.status().as_u16(), 200);
+    assert_eq!(notify.text().await.expect("body"), r#"{"sent":true}"#);
 
     server.start_kill().expect("stop serve");
     let _ = server.wait().await;

@@ -3,12 +3,21 @@
 
 use std::fmt;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::sync::Arc;
 
 use axum::Router;
 use axum::routing::get;
 use hookline::config::{ConfigError, Env, optional};
 use hookline::pipeline::Deps;
 use hookline::secret::Secret;
+use hookline_dingtalk::emulator::{
+    DingTalkEmulator, EMULATOR_APP_SECRET as DINGTALK_APP_SECRET, EMULATOR_ROBOT_CODE,
+    EMULATOR_ROBOT_SECRET, EMULATOR_ROBOT_TOKEN,
+};
+use hookline_dingtalk::robot::RobotSender;
+use hookline_dingtalk::{
+    CustomRobot, DEFAULT_SESSION_HOSTS, DingTalkConfig, VARS as DINGTALK_VARS,
+};
 use hookline_tailchat::emulator::{EMULATOR_APP_ID, EMULATOR_APP_SECRET, TailchatEmulator};
 use hookline_tailchat::{TailchatConfig, VARS as TAILCHAT_VARS};
 use hookline_tamtam::emulator::{EMULATOR_TOKEN as TAMTAM_EMULATOR_TOKEN, TamTamEmulator};
@@ -79,6 +88,8 @@ pub struct App {
     pub router: Router,
     /// What runs how.
     pub statuses: Vec<PlatformStatus>,
+    /// Custom robot senders whose queues `serve` flushes on a timer.
+    pub flushers: Vec<Arc<RobotSender>>,
 }
 
 /// The URL clients in this process use to reach `bind` (a wildcard bind is reached on loopback).
@@ -99,6 +110,7 @@ struct Part {
     outcome: Result<(Router, Mode), ConfigError>,
     missing: Vec<&'static str>,
     emulator: Option<Router>,
+    flusher: Option<Arc<RobotSender>>,
 }
 
 impl App {
@@ -106,6 +118,9 @@ impl App {
         if let Some(emulator) = part.emulator {
             self.router = std::mem::take(&mut self.router)
                 .nest(&format!("/_emulator/{}", part.name), emulator);
+        }
+        if part.outcome.is_ok() {
+            self.flushers.extend(part.flusher);
         }
         let mode = match part.outcome {
             Ok((webhook, mode)) => {
@@ -144,6 +159,7 @@ fn tailchat(env: &dyn Env, deps: &Deps, base: &str, force_emulators: bool) -> Pa
         outcome: Err(ConfigError::Missing("TAILCHAT_URL")),
         missing: TailchatConfig::missing(env),
         emulator: None,
+        flusher: None,
     };
     let config = if live {
         TailchatConfig::from_source(env).map(|c| (c, Mode::Live))
@@ -172,6 +188,7 @@ fn tencent(env: &dyn Env, deps: &Deps, base: &str, force_emulators: bool) -> Par
         outcome: Err(ConfigError::Missing("TENCENT_SDKAPPID")),
         missing: TencentConfig::missing(env),
         emulator: None,
+        flusher: None,
     };
     let config = if live {
         TencentConfig::from_source(env).map(|c| (c, Mode::Live))
@@ -218,6 +235,7 @@ fn tamtam(env: &dyn Env, deps: &Deps, base: &str, force_emulators: bool) -> Part
         outcome: Err(ConfigError::Missing("TAMTAM_TOKEN")),
         missing: TamTamConfig::missing(env),
         emulator: None,
+        flusher: None,
     };
     let config = if live {
         TamTamConfig::from_source(env).map(|c| (c, Mode::Live))
@@ -241,15 +259,77 @@ fn tamtam(env: &dyn Env, deps: &Deps, base: &str, force_emulators: bool) -> Part
     part
 }
 
+/// The notify token of an emulated DingTalk when `DINGTALK_NOTIFY_TOKEN` is unset.
+pub const EMULATOR_NOTIFY_TOKEN: &str = "emulator-notify-token";
+
+fn dingtalk(env: &dyn Env, deps: &Deps, base: &str, force_emulators: bool) -> Part {
+    let live = !force_emulators && optional(env, "DINGTALK_APP_SECRET").is_some();
+    let mut part = Part {
+        name: "dingtalk",
+        live_vars: &DINGTALK_VARS,
+        webhook: format!("{base}/dingtalk (notify: POST {base}/dingtalk/notify)"),
+        outcome: Err(ConfigError::Missing("DINGTALK_APP_SECRET")),
+        missing: DingTalkConfig::missing(env),
+        emulator: None,
+        flusher: None,
+    };
+    let config = if live {
+        DingTalkConfig::from_source(env).map(|c| (c, Mode::Live))
+    } else {
+        part.emulator = Some(
+            DingTalkEmulator::new(
+                EMULATOR_ROBOT_TOKEN,
+                EMULATOR_ROBOT_SECRET,
+                deps.clock.clone(),
+            )
+            .router(),
+        );
+        // Replies of simulated callbacks go to this server's emulator, over loopback http.
+        let mut session_hosts: Vec<String> = DEFAULT_SESSION_HOSTS
+            .split(',')
+            .map(str::to_owned)
+            .collect();
+        session_hosts.push(base.trim_start_matches("http://").to_owned());
+        Ok((
+            DingTalkConfig {
+                app_secret: Secret::new(DINGTALK_APP_SECRET),
+                robot_code: EMULATOR_ROBOT_CODE.to_owned(),
+                custom_robot: Some(CustomRobot {
+                    access_token: Secret::new(EMULATOR_ROBOT_TOKEN),
+                    secret: Secret::new(EMULATOR_ROBOT_SECRET),
+                }),
+                notify_token: Some(Secret::new(dingtalk_notify_token(env))),
+                api_url: format!("{base}/_emulator/dingtalk"),
+                session_hosts,
+                allow_unsigned: false,
+            },
+            Mode::Emulator,
+        ))
+    };
+    part.flusher = config
+        .as_ref()
+        .ok()
+        .and_then(|(c, _)| hookline_dingtalk::sender(c, deps));
+    part.outcome = config.map(|(c, mode)| (hookline_dingtalk::router(c, deps.clone()), mode));
+    part
+}
+
+/// The notify token `build` configures on the emulator.
+pub fn dingtalk_notify_token(env: &dyn Env) -> String {
+    optional(env, "DINGTALK_NOTIFY_TOKEN").unwrap_or_else(|| EMULATOR_NOTIFY_TOKEN.to_owned())
+}
+
 /// Builds the router. `force_emulators` ignores live credentials (used by `simulate`).
 pub fn build(env: &dyn Env, deps: Deps, base: &str, force_emulators: bool) -> App {
     let mut app = App {
         router: Router::new().route("/healthz", get(|| async { "ok" })),
         statuses: Vec::new(),
+        flushers: Vec::new(),
     };
     app.mount(tailchat(env, &deps, base, force_emulators));
     app.mount(tencent(env, &deps, base, force_emulators));
     app.mount(tamtam(env, &deps, base, force_emulators));
+    app.mount(dingtalk(env, &deps, base, force_emulators));
     app
 }
 

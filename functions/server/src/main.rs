@@ -25,7 +25,7 @@ enum Command {
     Serve,
     /// Send a realistic webhook and print the bot's reply.
     Simulate {
-        /// The platform (tailchat, tencent, tamtam).
+        /// The platform (tailchat, tencent, tamtam, dingtalk).
         platform: String,
         /// What the user says to the bot.
         text: String,
@@ -110,6 +110,23 @@ async fn serve(dry_run: bool) -> anyhow::Result<()> {
     }
     if dry_run {
         return Ok(());
+    }
+    // No timers under Lambda (the scheduled flush binary does it); here a loop flushes the
+    // custom robots' queues as their budget returns.
+    for sender in app.flushers.clone() {
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(std::time::Duration::from_secs(15));
+            loop {
+                tick.tick().await;
+                match sender.flush().await {
+                    Ok(report) if report.digests > 0 => {
+                        tracing::info!(?report, "flushed queued DingTalk messages")
+                    }
+                    Ok(_) => {}
+                    Err(e) => tracing::warn!(error = %e, "DingTalk flush failed; will retry"),
+                }
+            }
+        });
     }
     eprintln!("ready: GET {base}/healthz");
     hookline::runtime::serve_local(app.router, shared.bind, shared.trust_proxy).await?;

@@ -22,6 +22,8 @@ pub struct Simulation {
     pub path: &'static str,
     /// Its query.
     pub query: Vec<(String, String)>,
+    /// Its headers.
+    pub headers: Vec<(String, String)>,
     /// Its body.
     pub body: Value,
     /// The reply text of a recorded message, if it answers this webhook.
@@ -58,6 +60,7 @@ pub fn tailchat(env: &dyn Env, text: &str) -> Simulation {
     Simulation {
         path: "/tailchat",
         query: vec![("token".into(), app::tailchat_token(env))],
+        headers: vec![("x-tc-payload-type".into(), "inbox".into())],
         body,
         reply_in: Box::new(move |m| {
             (m["meta"]["reply"]["_id"] == message_id.as_str())
@@ -103,6 +106,7 @@ pub fn tencent(env: &dyn Env, text: &str, live: bool) -> Simulation {
     Simulation {
         path: "/tencent",
         query,
+        headers: Vec::new(),
         body,
         reply_in: Box::new(move |m| {
             (m["body"]["GroupAtInfo"][0]["GroupAt_Account"] == sender.as_str()).then(|| {
@@ -133,6 +137,7 @@ pub fn tamtam(env: &dyn Env, text: &str) -> Simulation {
     Simulation {
         path: "/tamtam",
         query: vec![("token".into(), app::tamtam_token(env))],
+        headers: Vec::new(),
         body,
         reply_in: Box::new(move |m| {
             (m["body"]["link"]["mid"] == mid.as_str()).then(|| {
@@ -152,6 +157,64 @@ pub fn tamtam(env: &dyn Env, text: &str) -> Simulation {
     }
 }
 
+/// A DingTalk group @-mention like D1 of PLATFORMS.md §3.3, signed, whose `sessionWebhook` is
+/// the emulator of the server at `base`.
+pub fn dingtalk(env: &dyn Env, text: &str, live: bool, base: &str) -> Simulation {
+    use hookline_dingtalk::emulator::{EMULATOR_APP_SECRET, EMULATOR_ROBOT_CODE};
+    let from_env = |name| live.then(|| optional(env, name)).flatten();
+    let secret = from_env("DINGTALK_APP_SECRET").unwrap_or_else(|| EMULATOR_APP_SECRET.to_owned());
+    let robot_code =
+        from_env("DINGTALK_ROBOT_CODE").unwrap_or_else(|| EMULATOR_ROBOT_CODE.to_owned());
+    let now_ms = SystemClock.now_ms();
+    let timestamp = now_ms.to_string();
+    let session = format!("{:032x}", u128::from(rand::random::<u64>()));
+    let body = json!({
+        "conversationId": "cidhooklinesimulate==", "msgId": format!("msg{}==", hex_id()),
+        "senderNick": "Simulator", "isAdmin": false, "senderStaffId": "simulator",
+        "sessionWebhookExpiredTime": now_ms + 5_400_000, "createAt": now_ms,
+        "conversationType": "2", "senderId": "$:LWCP_v1:$simulator==", "conversationTitle": "hookline",
+        "isInAtList": true,
+        "sessionWebhook": format!("{base}/_emulator/dingtalk/robot/sendBySession?session={session}"),
+        "text": {"content": format!(" {text}")}, "robotCode": robot_code, "msgtype": "text"
+    });
+    Simulation {
+        path: "/dingtalk",
+        query: Vec::new(),
+        headers: vec![
+            (
+                "sign".into(),
+                hookline_dingtalk::sign::sign(&secret, &timestamp),
+            ),
+            ("timestamp".into(), timestamp),
+        ],
+        body,
+        reply_in: Box::new(move |m| {
+            (m["session"] == session.as_str()).then(|| {
+                let body = &m["body"];
+                match body["msgtype"].as_str() {
+                    Some("actionCard") => {
+                        let buttons: Vec<&str> = body["actionCard"]["btns"]
+                            .as_array()
+                            .into_iter()
+                            .flatten()
+                            .filter_map(|b| b["title"].as_str())
+                            .collect();
+                        format!(
+                            "{}\n[buttons: {}]",
+                            body["actionCard"]["title"].as_str().unwrap_or_default(),
+                            buttons.join(" | ")
+                        )
+                    }
+                    _ => body["text"]["content"]
+                        .as_str()
+                        .unwrap_or_default()
+                        .to_owned(),
+                }
+            })
+        }),
+    }
+}
+
 /// Runs the simulation and returns what to print.
 pub async fn run(
     env: &dyn Env,
@@ -160,14 +223,11 @@ pub async fn run(
     url: Option<String>,
 ) -> anyhow::Result<String> {
     let live = url.is_some();
-    let simulation = match platform {
-        "tailchat" => tailchat(env, text),
-        "tencent" => tencent(env, text, live),
-        "tamtam" => tamtam(env, text),
-        other => {
-            bail!("unknown platform {other:?}: this build supports tailchat, tencent and tamtam")
-        }
-    };
+    if !matches!(platform, "tailchat" | "tencent" | "tamtam" | "dingtalk") {
+        bail!(
+            "unknown platform {platform:?}: this build supports tailchat, tencent, tamtam and dingtalk"
+        );
+    }
     // Without --url: a private server on a free loopback port, on the emulators, with a
     // throw-away store.
     let mut _keep = None;
@@ -196,10 +256,28 @@ pub async fn run(
             base
         }
     };
+    let simulation = match platform {
+        "tailchat" => tailchat(env, text),
+        "tencent" => tencent(env, text, live),
+        "tamtam" => tamtam(env, text),
+        _ => dingtalk(env, text, live, &base),
+    };
     let http = reqwest::Client::new();
     let response = http
         .post(format!("{base}{}", simulation.path))
         .query(&simulation.query)
+        .headers(
+            simulation
+                .headers
+                .iter()
+                .filter_map(|(k, v)| {
+                    Some((
+                        reqwest::header::HeaderName::from_bytes(k.as_bytes()).ok()?,
+                        v.parse().ok()?,
+                    ))
+                })
+                .collect(),
+        )
         .json(&simulation.body)
         .send()
         .await
