@@ -572,3 +572,45 @@ async fn the_flush_binary_delivers_the_queue_as_a_digest() {
         "{text}"
     );
 }
+
+/// The budget's guarantee across Lambdas rests on the store's conditional writes: with DynamoDB
+/// (moto), 30 racing senders sharing one table get exactly 20 slots.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn racing_senders_on_dynamodb_get_exactly_twenty_slots() {
+    let Some(endpoint) = support::dynamodb_endpoint() else {
+        return;
+    };
+    let clock: SharedClock = Arc::new(ManualClock::at_system_now());
+    let client = aws_sdk_dynamodb::Client::from_conf(
+        crate::store_contract::dynamo_config(&endpoint).build(),
+    );
+    let store = hookline::store::DynamoStore::new(
+        client,
+        format!("hookline-budget-{:016x}", support::rand_id()),
+        clock.clone(),
+    );
+    store.create_table_if_missing().await.expect("table");
+    let store: SharedStore = Arc::new(store);
+    let mut tasks = Vec::new();
+    for _ in 0..30 {
+        // One sender per "Lambda", sharing nothing but the table.
+        let sender = RobotSender::new(
+            CustomRobot {
+                access_token: Secret::new(ROBOT_TOKEN),
+                secret: Secret::new(ROBOT_SECRET),
+            },
+            "http://127.0.0.1:9",
+            hookline::http::HttpClient::new().expect("client"),
+            store.clone(),
+            clock.clone(),
+        );
+        tasks.push(tokio::spawn(async move {
+            sender.take_slot().await.expect("store")
+        }));
+    }
+    let mut granted = 0;
+    for t in tasks {
+        granted += usize::from(t.await.expect("task"));
+    }
+    assert_eq!(granted, 20);
+}
