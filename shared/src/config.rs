@@ -61,6 +61,14 @@ pub fn optional(env: &dyn Env, name: &str) -> Option<String> {
         .filter(|v| !v.is_empty())
 }
 
+/// The variables of `vars` that are unset or blank.
+pub fn missing(env: &dyn Env, vars: &[&'static str]) -> Vec<&'static str> {
+    vars.iter()
+        .copied()
+        .filter(|v| optional(env, v).is_none())
+        .collect()
+}
+
 /// A required variable.
 pub fn required(env: &dyn Env, name: &'static str) -> Result<String, ConfigError> {
     optional(env, name).ok_or(ConfigError::Missing(name))

@@ -64,6 +64,22 @@ impl PlatformError {
         }
     }
 
+    /// The error of a request that got no answer. For an unsafe request a timeout means the
+    /// outcome is unknown (it may have been carried out), which must not be retried.
+    pub fn no_answer(
+        platform: &'static str,
+        call: &'static str,
+        error: &crate::http::HttpError,
+        idempotence: crate::http::Idempotence,
+    ) -> Self {
+        let kind = if error.timed_out && idempotence == crate::http::Idempotence::Unsafe {
+            PlatformErrorKind::OutcomeUnknown
+        } else {
+            PlatformErrorKind::Unavailable
+        };
+        Self::new(platform, call, kind, error.to_string())
+    }
+
     /// Whether redelivering the webhook later could succeed.
     pub fn is_retryable(&self) -> bool {
         matches!(
@@ -214,6 +230,44 @@ mod tests {
         );
         let store = HookError::Store(StoreError::Unavailable("down".into()));
         assert_eq!(store.disposition(), Disposition::Retry);
+    }
+
+    #[test]
+    fn an_unsafe_request_that_timed_out_is_never_retried() {
+        use crate::http::{HttpError, Idempotence};
+        let timeout = HttpError {
+            method: "POST".into(),
+            url: "u".into(),
+            reason: "timed out".into(),
+            timed_out: true,
+        };
+        let refused = HttpError {
+            timed_out: false,
+            ..timeout.clone()
+        };
+        let kind = |e: &HttpError, i| PlatformError::no_answer("p", "c", e, i).kind;
+        assert_eq!(
+            kind(&timeout, Idempotence::Unsafe),
+            PlatformErrorKind::OutcomeUnknown
+        );
+        assert_eq!(
+            kind(&timeout, Idempotence::Safe),
+            PlatformErrorKind::Unavailable
+        );
+        assert_eq!(
+            kind(&refused, Idempotence::Unsafe),
+            PlatformErrorKind::Unavailable
+        );
+        assert_eq!(
+            HookError::from(PlatformError::no_answer(
+                "p",
+                "c",
+                &timeout,
+                Idempotence::Unsafe
+            ))
+            .disposition(),
+            Disposition::Drop
+        );
     }
 
     #[test]

@@ -61,7 +61,7 @@ pub struct HttpResponse {
 }
 
 /// A request that got no response.
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, Clone, thiserror::Error)]
 #[error("{method} {url}: {reason}")]
 pub struct HttpError {
     /// The method.

@@ -134,12 +134,7 @@ impl DingTalkAdapter {
             )
             .await
             .map_err(|e| {
-                let kind = if e.timed_out {
-                    PlatformErrorKind::OutcomeUnknown
-                } else {
-                    PlatformErrorKind::Unavailable
-                };
-                PlatformError::new("dingtalk", "session_webhook", kind, e.to_string())
+                PlatformError::no_answer("dingtalk", "session_webhook", &e, Idempotence::Unsafe)
             })?;
         robot_result("session_webhook", resp.status.as_u16(), &resp.body)
     }

@@ -317,12 +317,7 @@ impl RobotSender {
             )
             .await
             .map_err(|e| {
-                let kind = if e.timed_out {
-                    PlatformErrorKind::OutcomeUnknown
-                } else {
-                    PlatformErrorKind::Unavailable
-                };
-                error("robot_send", kind, e.to_string())
+                PlatformError::no_answer("dingtalk", "robot_send", &e, Idempotence::Unsafe)
             })?;
         match robot_result("robot_send", resp.status.as_u16(), &resp.body) {
             Ok(()) => Ok(()),

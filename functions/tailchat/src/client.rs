@@ -192,15 +192,7 @@ impl TailchatClient {
                 .http
                 .post_json(&url, headers, message, Idempotence::Unsafe)
                 .await
-                .map_err(|e| {
-                    // A timeout may hide a posted message; redelivering could post it again.
-                    let kind = if e.timed_out {
-                        PlatformErrorKind::OutcomeUnknown
-                    } else {
-                        PlatformErrorKind::Unavailable
-                    };
-                    error(CALL, kind, e.to_string())
-                })?;
+                .map_err(|e| PlatformError::no_answer(PLATFORM, CALL, &e, Idempotence::Unsafe))?;
             let status = resp.status.as_u16();
             if resp.status.is_success() {
                 return Ok(());

@@ -1,8 +1,6 @@
 //! `TailchatConfig`: the four variables of a Tailchat bot.
 
-use hookline::config::{
-    ConfigError, Env, ProcessEnv, base_url, optional, required, required_secret,
-};
+use hookline::config::{ConfigError, Env, ProcessEnv, base_url, required, required_secret};
 use hookline::secret::Secret;
 
 /// The variables, in the order the README lists them.
@@ -48,9 +46,7 @@ impl TailchatConfig {
 
     /// The variables that are not set.
     pub fn missing(env: &dyn Env) -> Vec<&'static str> {
-        VARS.into_iter()
-            .filter(|v| optional(env, v).is_none())
-            .collect()
+        hookline::config::missing(env, &VARS)
     }
 }
 

@@ -140,14 +140,11 @@ impl TamTamClient {
                 .header("content-type", "application/json")
                 .body(serde_json::to_vec(body).unwrap_or_default());
         }
-        let resp = self.http.execute(request, idempotence).await.map_err(|e| {
-            let kind = if e.timed_out && idempotence == Idempotence::Unsafe {
-                PlatformErrorKind::OutcomeUnknown
-            } else {
-                PlatformErrorKind::Unavailable
-            };
-            error(call, kind, e.to_string())
-        })?;
+        let resp = self
+            .http
+            .execute(request, idempotence)
+            .await
+            .map_err(|e| PlatformError::no_answer(PLATFORM, call, &e, idempotence))?;
         interpret(call, &resp, idempotence)
     }
 

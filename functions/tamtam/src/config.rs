@@ -88,9 +88,7 @@ impl TamTamConfig {
 
     /// The required variables that are not set.
     pub fn missing(env: &dyn Env) -> Vec<&'static str> {
-        VARS.into_iter()
-            .filter(|v| optional(env, v).is_none())
-            .collect()
+        hookline::config::missing(env, &VARS)
     }
 }
 

@@ -71,9 +71,7 @@ impl TencentConfig {
 
     /// The required variables that are not set.
     pub fn missing(env: &dyn Env) -> Vec<&'static str> {
-        VARS.into_iter()
-            .filter(|v| optional(env, v).is_none())
-            .collect()
+        hookline::config::missing(env, &VARS)
     }
 }
 
