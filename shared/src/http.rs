@@ -140,12 +140,6 @@ impl HttpClient {
         self.inner.request(method, url)
     }
 
-    /// GETs a URL, retrying like a safe call.
-    pub async fn get(&self, url: &str, headers: HeaderMap) -> Result<HttpResponse, HttpError> {
-        self.execute(self.inner.get(url).headers(headers), Idempotence::Safe)
-            .await
-    }
-
     /// Sends a prepared request with the retry policy.
     pub async fn execute(
         &self,

@@ -8,7 +8,7 @@
 use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex, MutexGuard};
 
-use axum::extract::{RawQuery, State};
+use axum::extract::{Query, State};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use hookline::clock::SharedClock;
@@ -111,13 +111,9 @@ impl DingTalkEmulator {
 
 async fn robot_send(
     State(emu): State<DingTalkEmulator>,
-    RawQuery(query): RawQuery,
+    Query(query): Query<HashMap<String, String>>,
     Json(body): Json<Value>,
 ) -> Json<Value> {
-    let query: HashMap<String, String> =
-        url::form_urlencoded::parse(query.unwrap_or_default().as_bytes())
-            .into_owned()
-            .collect();
     let now = emu.inner.clock.now_ms();
     let mut ledger = emu.ledger();
     ledger.attempts += 1;
@@ -166,13 +162,9 @@ async fn robot_send(
 
 async fn session_send(
     State(emu): State<DingTalkEmulator>,
-    RawQuery(query): RawQuery,
+    Query(query): Query<HashMap<String, String>>,
     Json(body): Json<Value>,
 ) -> Json<Value> {
-    let query: HashMap<String, String> =
-        url::form_urlencoded::parse(query.unwrap_or_default().as_bytes())
-            .into_owned()
-            .collect();
     let now = emu.inner.clock.now_ms();
     let mut ledger = emu.ledger();
     ledger.attempts += 1;

@@ -274,14 +274,14 @@ struct NotifyState {
 
 /// The router of one DingTalk robot: the callback at `/`, and `/notify` when configured.
 pub fn router(config: DingTalkConfig, deps: Deps) -> Router {
-    let notify_state = match (&config.notify_token, sender(&config, &deps)) {
-        (Some(token), Some(sender)) => Some(Arc::new(NotifyState {
-            token: token.clone(),
-            sender,
-        })),
+    let notify_token = config.notify_token.clone();
+    let pipeline = Arc::new(pipeline(config, deps));
+    // The notify endpoint shares the adapter's sender: one budget, one queue.
+    let notify_state = match (notify_token, pipeline.adapter().sender().cloned()) {
+        (Some(token), Some(sender)) => Some(Arc::new(NotifyState { token, sender })),
         _ => None,
     };
-    let mut router = webhook(Arc::new(pipeline(config, deps)));
+    let mut router = webhook(pipeline);
     if let Some(state) = notify_state {
         router = router.merge(
             Router::new()

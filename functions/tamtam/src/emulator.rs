@@ -6,7 +6,7 @@
 use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex, MutexGuard};
 
-use axum::extract::{RawQuery, State};
+use axum::extract::{Query, State};
 use axum::http::{Method, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{any, get};
@@ -156,14 +156,10 @@ fn refuse(status: StatusCode, code: &str, message: &str) -> Response {
 async fn handle(
     State(emu): State<TamTamEmulator>,
     method: Method,
-    RawQuery(query): RawQuery,
+    Query(query): Query<HashMap<String, String>>,
     body: axum::body::Bytes,
     path: &'static str,
 ) -> Response {
-    let query: HashMap<String, String> =
-        url::form_urlencoded::parse(query.unwrap_or_default().as_bytes())
-            .into_owned()
-            .collect();
     let mut ledger = emu.ledger();
     ledger.attempts += 1;
     if query.get("access_token") != Some(&emu.inner.token) {

@@ -9,7 +9,7 @@ use std::collections::HashMap;
 use std::collections::VecDeque;
 use std::sync::{Arc, Mutex, MutexGuard};
 
-use axum::extract::{RawQuery, State};
+use axum::extract::{Query, State};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use hookline::clock::SharedClock;
@@ -132,14 +132,10 @@ impl TencentEmulator {
 
 async fn handle(
     State(emu): State<TencentEmulator>,
-    RawQuery(query): RawQuery,
+    Query(query): Query<HashMap<String, String>>,
     body: axum::body::Bytes,
     api: &'static str,
 ) -> Json<Value> {
-    let query: HashMap<String, String> =
-        url::form_urlencoded::parse(query.unwrap_or_default().as_bytes())
-            .into_owned()
-            .collect();
     let now = emu.inner.clock.now_s();
     let mut ledger = emu.ledger();
     ledger.attempts += 1;
