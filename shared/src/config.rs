@@ -156,17 +156,22 @@ impl SharedConfig {
 
     /// Reads any [`Env`].
     pub fn from_source(env: &dyn Env) -> Result<Self, ConfigError> {
-        // Under Lambda only /tmp is writable.
+        // Under Lambda only /tmp is writable. One folder per function: redb locks its file, and
+        // `cargo lambda watch` runs every function on one machine.
         let default_dir = if env.var("AWS_LAMBDA_RUNTIME_API").is_some() {
-            "/tmp/.hookline"
+            let function: String = env
+                .var("AWS_LAMBDA_FUNCTION_NAME")
+                .unwrap_or_default()
+                .chars()
+                .filter(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_'))
+                .collect();
+            format!("/tmp/.hookline/{function}")
         } else {
-            "./.hookline"
+            "./.hookline".to_owned()
         };
         Ok(Self {
             table: optional(env, "HOOKLINE_TABLE"),
-            data_dir: PathBuf::from(
-                optional(env, "HOOKLINE_DATA_DIR").unwrap_or_else(|| default_dir.into()),
-            ),
+            data_dir: PathBuf::from(optional(env, "HOOKLINE_DATA_DIR").unwrap_or(default_dir)),
             bind: parsed(
                 env,
                 "HOOKLINE_BIND",
@@ -209,11 +214,16 @@ mod tests {
 
     #[test]
     fn lambda_defaults_the_data_dir_to_tmp() {
-        let env: HashMap<&str, &str> =
+        let mut env: HashMap<&str, &str> =
             HashMap::from([("AWS_LAMBDA_RUNTIME_API", "127.0.0.1:9001")]);
         assert_eq!(
             SharedConfig::from_source(&env).unwrap().data_dir,
-            PathBuf::from("/tmp/.hookline")
+            PathBuf::from("/tmp/.hookline/")
+        );
+        env.insert("AWS_LAMBDA_FUNCTION_NAME", "../hookline-tamtam");
+        assert_eq!(
+            SharedConfig::from_source(&env).unwrap().data_dir,
+            PathBuf::from("/tmp/.hookline/hookline-tamtam")
         );
     }
 

@@ -7,7 +7,7 @@
 //! the outbound [`http`] client, and the [`runtime`] switch between Lambda and a local server.
 //!
 //! Environment: `HOOKLINE_TABLE` (DynamoDB table; unset → embedded store), `HOOKLINE_DATA_DIR`
-//! (embedded store folder, default `./.hookline`, `/tmp/.hookline` under Lambda),
+//! (embedded store folder, default `./.hookline`, `/tmp/.hookline/<function>` under Lambda),
 //! `HOOKLINE_BIND` (default `127.0.0.1:3000`), `HOOKLINE_TRUST_PROXY`, `RUST_LOG`, and the
 //! standard AWS variables.
 #![warn(missing_docs)]

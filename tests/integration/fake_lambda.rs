@@ -135,7 +135,9 @@ impl Lambda {
         tokio::spawn(async move { axum::serve(listener, app).await });
         let log = dir.join("lambda.log");
         let mut command = tokio::process::Command::new(bin);
+        // Nothing of the test's own environment: the function sees what Lambda would give it.
         command
+            .env_clear()
             .env("AWS_LAMBDA_RUNTIME_API", runtime_addr.to_string())
             .env("AWS_LAMBDA_FUNCTION_NAME", "hookline")
             .env("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "128")
@@ -146,7 +148,6 @@ impl Lambda {
             .env("AWS_ACCESS_KEY_ID", "test")
             .env("AWS_SECRET_ACCESS_KEY", "test")
             .env("AWS_EC2_METADATA_DISABLED", "true")
-            .env_remove("HOOKLINE_TABLE")
             .env("HOOKLINE_DATA_DIR", dir.join("state"));
         for (name, value) in env {
             command.env(name, value);

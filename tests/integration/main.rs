@@ -1,6 +1,7 @@
 //! hookline's integration tests: one binary; fake platforms are real HTTP servers on loopback.
 #![allow(clippy::unwrap_used)] // a panic is how a test fails
 
+mod deploy; // infra/: the SAM template against the binaries and their variables; the sample events
 mod dingtalk; // DingTalk fixtures, the notify endpoint, the sliding-window budget and digests
 mod fake_lambda; // a fake Lambda Runtime API and a function process started against it
 mod lambda; // the hookline-tailchat binary driven through a fake Lambda Runtime API

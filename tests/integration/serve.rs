@@ -11,7 +11,7 @@ use crate::store_contract::dynamo_config;
 use crate::support::{self, free_port, workspace_bin};
 
 /// Starts `hookline serve` on the emulators with `env`, waits for /healthz, returns its base URL.
-async fn start_serve(env: &[(&str, String)]) -> (tokio::process::Child, String) {
+pub(crate) async fn start_serve(env: &[(&str, String)]) -> (tokio::process::Child, String) {
     let port = free_port();
     let base = format!("http://127.0.0.1:{port}");
     let mut command = tokio::process::Command::new(workspace_bin("hookline"));

@@ -2,9 +2,11 @@
 //! (`simulate`), and a configuration check (`doctor`).
 
 mod app;
+mod event;
 mod simulate;
 
 use clap::{Parser, Subcommand};
+use hookline::clock::Clock;
 use hookline::config::{ProcessEnv, SharedConfig};
 use hookline::pipeline::Deps;
 
@@ -35,6 +37,18 @@ enum Command {
     },
     /// Show which platforms would run, and how.
     Doctor,
+    /// Print a sample Lambda event of infra/events, re-stamped now and signed with the
+    /// environment's secrets (for `cargo lambda invoke` and `sam local invoke`).
+    Event {
+        /// The platform (tailchat, tencent, tamtam, dingtalk).
+        platform: String,
+        /// The event to re-stamp (default: infra/events/<platform>.json).
+        #[arg(long)]
+        file: Option<std::path::PathBuf>,
+        /// The time to stamp, in Unix seconds (default: now).
+        #[arg(long)]
+        at: Option<i64>,
+    },
     /// One-time platform set-up through the platform's API.
     #[command(subcommand)]
     Setup(Setup),
@@ -68,7 +82,7 @@ async fn main() -> anyhow::Result<()> {
     // simulate prints its own result; its server's request log would only clutter it.
     hookline::telemetry::init_with_default(match cli.command {
         Command::Simulate { .. } => "warn",
-        Command::Setup(_) => "warn",
+        Command::Setup(_) | Command::Event { .. } => "warn",
         _ => "info",
     });
     match cli.command {
@@ -77,6 +91,17 @@ async fn main() -> anyhow::Result<()> {
         Command::Setup(Setup::Tencent { nick, groups }) => setup_tencent(&nick, &groups).await,
         Command::Setup(Setup::Tamtam { url, remove_stale }) => {
             setup_tamtam(&url, remove_stale).await
+        }
+        Command::Event { platform, file, at } => {
+            let file = file.unwrap_or_else(|| format!("infra/events/{platform}.json").into());
+            let text = std::fs::read_to_string(&file)
+                .map_err(|e| anyhow::anyhow!("cannot read {}: {e}", file.display()))?;
+            let event = serde_json::from_str(&text)
+                .map_err(|e| anyhow::anyhow!("{} is not JSON: {e}", file.display()))?;
+            let at = at.unwrap_or_else(|| hookline::clock::SystemClock.now_s());
+            let event = event::restamp(&platform, event, &ProcessEnv, at)?;
+            println!("{}", serde_json::to_string_pretty(&event)?);
+            Ok(())
         }
         Command::Simulate {
             platform,

@@ -1,0 +1,698 @@
+//! The deployment files of `infra/` against the code:
+//! - every Lambda binary of the workspace has exactly one function in the SAM template, built
+//!   from the package that defines it;
+//! - the variables each function reads are exactly those the template sets for it;
+//! - secrets are `NoEcho` parameters, and each function may do on the table only what it does;
+//! - the example configuration agrees with the emulators and with `samconfig.toml`;
+//! - every sample event of `infra/events/` runs through its function's real Lambda binary, with
+//!   the template's environment, on DynamoDB, and gets the expected answer.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::{HeaderMap, Method, StatusCode, Uri};
+use hookline::config::{Env, SharedConfig};
+use hookline::store::DynamoStore;
+use serde_json::Value;
+use serde_yaml_ng::Value as Yaml;
+
+use crate::fake_lambda::Lambda;
+use crate::serve::start_serve;
+use crate::store_contract::dynamo_config;
+use crate::support::{self, workspace_bin};
+
+/// The command line, not a Lambda function.
+const NOT_A_FUNCTION: &str = "hookline";
+
+/// Read by the code, deliberately not set by the template.
+fn exempt(var: &str) -> bool {
+    // AWS_*: set by the Lambda service itself (region, credentials, runtime API, function name).
+    var.starts_with("AWS_")
+        // The embedded store's folder and `serve`'s address: a deployed stack uses the table
+        // and is served by Lambda.
+        || matches!(var, "HOOKLINE_DATA_DIR" | "HOOKLINE_BIND")
+}
+
+/// Read outside the configuration structs: `hookline::telemetry::init` (tracing's EnvFilter).
+const READ_BY_TELEMETRY: [&str; 1] = ["RUST_LOG"];
+
+fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("workspace root")
+        .to_path_buf()
+}
+
+fn template() -> Yaml {
+    let text = std::fs::read_to_string(root().join("infra/template.yaml")).expect("template");
+    serde_yaml_ng::from_str(&text).expect("infra/template.yaml is YAML")
+}
+
+/// A template value: `!Ref Name`, or a literal.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Setting {
+    Ref(String),
+    Literal(String),
+}
+
+fn setting(v: &Yaml) -> Setting {
+    match v {
+        Yaml::Tagged(t) if t.tag == "Ref" => {
+            Setting::Ref(t.value.as_str().expect("!Ref name").to_owned())
+        }
+        Yaml::String(s) => Setting::Literal(s.clone()),
+        other => panic!("unexpected environment value {other:?}"),
+    }
+}
+
+/// One `AWS::Serverless::Function`.
+#[derive(Debug)]
+struct Function {
+    id: String,
+    binary: String,
+    code_uri: String,
+    env: BTreeMap<String, Setting>,
+    policies: Yaml,
+}
+
+fn variables(v: &Yaml) -> BTreeMap<String, Setting> {
+    v["Environment"]["Variables"]
+        .as_mapping()
+        .into_iter()
+        .flatten()
+        .map(|(k, v)| (k.as_str().expect("name").to_owned(), setting(v)))
+        .collect()
+}
+
+fn functions(t: &Yaml) -> Vec<Function> {
+    let globals = variables(&t["Globals"]["Function"]);
+    t["Resources"]
+        .as_mapping()
+        .expect("Resources")
+        .iter()
+        .filter(|(_, r)| r["Type"] == "AWS::Serverless::Function")
+        .map(|(id, r)| {
+            let mut env = globals.clone();
+            env.extend(variables(&r["Properties"]));
+            Function {
+                id: id.as_str().expect("id").to_owned(),
+                binary: r["Metadata"]["BuildProperties"]["Binary"]
+                    .as_str()
+                    .unwrap_or_else(|| panic!("{id:?} has no Metadata.BuildProperties.Binary"))
+                    .to_owned(),
+                code_uri: r["Properties"]["CodeUri"]
+                    .as_str()
+                    .expect("CodeUri")
+                    .to_owned(),
+                env,
+                policies: r["Properties"]["Policies"].clone(),
+            }
+        })
+        .collect()
+}
+
+/// The workspace's binaries and the folder of the package of each (from `cargo metadata`).
+fn workspace_binaries() -> BTreeMap<String, PathBuf> {
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let out = std::process::Command::new(cargo)
+        .args([
+            "metadata",
+            "--no-deps",
+            "--format-version",
+            "1",
+            "--offline",
+        ])
+        .current_dir(root())
+        .output()
+        .expect("cargo metadata");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let meta: Value = serde_json::from_slice(&out.stdout).expect("metadata JSON");
+    let mut bins = BTreeMap::new();
+    for package in meta["packages"].as_array().expect("packages") {
+        let dir = Path::new(package["manifest_path"].as_str().expect("manifest"))
+            .parent()
+            .expect("package dir")
+            .to_path_buf();
+        for target in package["targets"].as_array().expect("targets") {
+            if target["kind"]
+                .as_array()
+                .is_some_and(|k| k.contains(&"bin".into()))
+            {
+                bins.insert(
+                    target["name"].as_str().expect("name").to_owned(),
+                    dir.clone(),
+                );
+            }
+        }
+    }
+    bins
+}
+
+/// `KEY=value` lines of `infra/example.env`.
+fn example_env() -> HashMap<String, String> {
+    std::fs::read_to_string(root().join("infra/example.env"))
+        .expect("infra/example.env")
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty() && !l.starts_with('#'))
+        .map(|l| {
+            let (k, v) = l
+                .split_once('=')
+                .unwrap_or_else(|| panic!("not KEY=value: {l}"));
+            (k.to_owned(), v.to_owned())
+        })
+        .collect()
+}
+
+/// An [`Env`] that remembers every name asked for.
+struct Recorder<'a> {
+    values: &'a HashMap<String, String>,
+    read: Mutex<BTreeSet<String>>,
+}
+
+impl Env for Recorder<'_> {
+    fn var(&self, name: &str) -> Option<String> {
+        self.read.lock().unwrap().insert(name.to_owned());
+        self.values.get(name).cloned()
+    }
+}
+
+/// Every variable `binary` reads, by running its configuration code on `values`. The arms
+/// mirror the binaries' `main`s: a new binary fails here until it is added.
+fn reads(binary: &str, values: &HashMap<String, String>) -> BTreeSet<String> {
+    let rec = Recorder {
+        values,
+        read: Mutex::new(BTreeSet::new()),
+    };
+    SharedConfig::from_source(&rec).expect("shared configuration");
+    match binary {
+        "hookline-tailchat" => {
+            hookline_tailchat::TailchatConfig::from_source(&rec).unwrap();
+        }
+        "hookline-tencent" => {
+            hookline_tencent::TencentConfig::from_source(&rec).unwrap();
+        }
+        "hookline-dingtalk" | "hookline-dingtalk-flush" => {
+            hookline_dingtalk::DingTalkConfig::from_source(&rec).unwrap();
+        }
+        "hookline-tamtam" => {
+            hookline_tamtam::TamTamConfig::from_source(&rec).unwrap();
+        }
+        other => panic!("{other}: teach this test how the binary reads its configuration"),
+    }
+    let mut read = rec.read.into_inner().unwrap();
+    read.extend(READ_BY_TELEMETRY.map(String::from));
+    read.retain(|v| !exempt(v));
+    read
+}
+
+#[test]
+fn every_lambda_binary_has_one_function_built_from_its_package() {
+    let t = template();
+    let fns = functions(&t);
+    let bins = workspace_binaries();
+    let lambdas: BTreeSet<&str> = bins
+        .keys()
+        .map(String::as_str)
+        .filter(|b| *b != NOT_A_FUNCTION)
+        .collect();
+    let in_template: Vec<&str> = fns.iter().map(|f| f.binary.as_str()).collect();
+    let unique: BTreeSet<&str> = in_template.iter().copied().collect();
+    assert_eq!(
+        unique.len(),
+        in_template.len(),
+        "a binary is deployed twice: {in_template:?}"
+    );
+    assert_eq!(
+        lambdas, unique,
+        "workspace binaries (left) and template functions (right) differ"
+    );
+    let infra = root().join("infra");
+    for f in &fns {
+        let code = infra
+            .join(&f.code_uri)
+            .canonicalize()
+            .expect("CodeUri exists");
+        assert_eq!(
+            code,
+            bins[&f.binary].canonicalize().unwrap(),
+            "{}: CodeUri",
+            f.id
+        );
+        let r = &t["Resources"][f.id.as_str()];
+        assert_eq!(r["Metadata"]["BuildMethod"], "rust-cargolambda", "{}", f.id);
+    }
+    let globals = &t["Globals"]["Function"];
+    assert_eq!(globals["Runtime"], "provided.al2023");
+    assert_eq!(globals["Handler"], "bootstrap");
+    assert_eq!(globals["MemorySize"], 128);
+    assert_eq!(globals["Architectures"][0], "arm64");
+}
+
+#[test]
+fn each_function_is_given_exactly_the_variables_it_reads() {
+    let t = template();
+    let example = example_env();
+    for f in functions(&t) {
+        let read = reads(&f.binary, &example);
+        let set: BTreeSet<String> = f.env.keys().cloned().collect();
+        let unset: Vec<_> = read.difference(&set).collect();
+        let unread: Vec<_> = set.difference(&read).collect();
+        assert!(
+            unset.is_empty() && unread.is_empty(),
+            "{} ({}): read but not set by the template: {unset:?}; set but never read: {unread:?}",
+            f.id,
+            f.binary
+        );
+        for (var, value) in &f.env {
+            match value {
+                Setting::Ref(name) if name == "StateTable" => assert_eq!(var, "HOOKLINE_TABLE"),
+                Setting::Ref(name) => {
+                    let param = &t["Parameters"][name.as_str()];
+                    assert!(param.is_mapping(), "{var}: no parameter {name}");
+                    let secret = ["_SECRET", "_TOKEN", "_SECRET_KEY"]
+                        .iter()
+                        .any(|s| var.ends_with(s));
+                    assert_eq!(
+                        param["NoEcho"].as_bool().unwrap_or(false),
+                        secret,
+                        "{var}: a secret must be (only secrets are) a NoEcho parameter"
+                    );
+                }
+                Setting::Literal(v) => panic!("{var}: literal {v:?}; make it a parameter"),
+            }
+        }
+    }
+}
+
+#[test]
+fn each_function_may_use_only_its_table_and_only_item_operations() {
+    let t = template();
+    for f in functions(&t) {
+        let statements = f.policies[0]["Statement"]
+            .as_sequence()
+            .expect("one policy statement list");
+        assert_eq!(f.policies.as_sequence().map(Vec::len), Some(1), "{}", f.id);
+        for s in statements {
+            let resource = &s["Resource"];
+            let Yaml::Tagged(tag) = resource else {
+                panic!(
+                    "{}: Resource {resource:?} is not !GetAtt StateTable.Arn",
+                    f.id
+                )
+            };
+            assert!(
+                tag.tag == "GetAtt" && tag.value == "StateTable.Arn",
+                "{}: Resource {resource:?} is not !GetAtt StateTable.Arn",
+                f.id
+            );
+            for action in s["Action"].as_sequence().expect("actions") {
+                let action = action.as_str().expect("action");
+                assert!(
+                    granted_actions().contains(action),
+                    "{}: {action} is more than the store ever does",
+                    f.id
+                );
+            }
+        }
+    }
+}
+
+/// What `DynamoStore` issues: get, put / put_if_absent, delete, query_prefix.
+fn granted_actions() -> BTreeSet<&'static str> {
+    BTreeSet::from([
+        "dynamodb:GetItem",
+        "dynamodb:PutItem",
+        "dynamodb:DeleteItem",
+        "dynamodb:Query",
+    ])
+}
+
+fn granted(f: &Function) -> BTreeSet<String> {
+    f.policies[0]["Statement"]
+        .as_sequence()
+        .into_iter()
+        .flatten()
+        .flat_map(|s| s["Action"].as_sequence().cloned().unwrap_or_default())
+        .filter_map(|a| a.as_str().map(String::from))
+        .collect()
+}
+
+#[test]
+fn the_example_configuration_matches_the_emulators_and_samconfig() {
+    let example = example_env();
+    let expect = [
+        (
+            "TAILCHAT_APP_ID",
+            hookline_tailchat::emulator::EMULATOR_APP_ID.to_owned(),
+        ),
+        (
+            "TAILCHAT_APP_SECRET",
+            hookline_tailchat::emulator::EMULATOR_APP_SECRET.to_owned(),
+        ),
+        (
+            "TENCENT_SDKAPPID",
+            hookline_tencent::emulator::EMULATOR_SDKAPPID.to_string(),
+        ),
+        (
+            "TENCENT_SECRET_KEY",
+            hookline_tencent::emulator::EMULATOR_SECRET_KEY.to_owned(),
+        ),
+        (
+            "TENCENT_BOT_ID",
+            hookline_tencent::emulator::EMULATOR_BOT_ID.to_owned(),
+        ),
+        (
+            "DINGTALK_APP_SECRET",
+            hookline_dingtalk::emulator::EMULATOR_APP_SECRET.to_owned(),
+        ),
+        (
+            "DINGTALK_ROBOT_CODE",
+            hookline_dingtalk::emulator::EMULATOR_ROBOT_CODE.to_owned(),
+        ),
+        (
+            "DINGTALK_WEBHOOK_TOKEN",
+            hookline_dingtalk::emulator::EMULATOR_ROBOT_TOKEN.to_owned(),
+        ),
+        (
+            "DINGTALK_WEBHOOK_SECRET",
+            hookline_dingtalk::emulator::EMULATOR_ROBOT_SECRET.to_owned(),
+        ),
+        (
+            "TAMTAM_TOKEN",
+            hookline_tamtam::emulator::EMULATOR_TOKEN.to_owned(),
+        ),
+    ];
+    for (var, value) in expect {
+        assert_eq!(example.get(var), Some(&value), "infra/example.env {var}");
+    }
+
+    let t = template();
+    let samconfig: toml::Value = toml::from_str(
+        &std::fs::read_to_string(root().join("infra/samconfig.toml")).expect("samconfig.toml"),
+    )
+    .expect("samconfig.toml is TOML");
+    let overrides: HashMap<String, String> =
+        samconfig["local"]["local_invoke"]["parameters"]["parameter_overrides"]
+            .as_array()
+            .expect("parameter_overrides")
+            .iter()
+            .map(|o| {
+                let (k, v) = o
+                    .as_str()
+                    .expect("string")
+                    .split_once('=')
+                    .expect("Name=value");
+                (k.to_owned(), v.to_owned())
+            })
+            .collect();
+    let mut example_vars = BTreeSet::new();
+    for f in functions(&t) {
+        for (var, value) in &f.env {
+            let Setting::Ref(param) = value else { continue };
+            if param == "StateTable" {
+                continue;
+            }
+            example_vars.insert(var.clone());
+            assert_eq!(
+                overrides.get(param),
+                example.get(var),
+                "samconfig.toml [local] {param} and infra/example.env {var} differ"
+            );
+        }
+    }
+    let listed: BTreeSet<String> = example.keys().cloned().collect();
+    assert_eq!(
+        listed, example_vars,
+        "infra/example.env sets other variables than the template"
+    );
+}
+
+/// Forwards DynamoDB calls to the real server and notes each operation (`X-Amz-Target`).
+#[derive(Clone)]
+struct Recording {
+    upstream: String,
+    http: reqwest::Client,
+    seen: Arc<Mutex<BTreeSet<String>>>,
+}
+
+async fn forward(
+    State(rec): State<Recording>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> (StatusCode, HeaderMap, Bytes) {
+    if let Some(target) = headers.get("x-amz-target").and_then(|v| v.to_str().ok()) {
+        let op = target.rsplit('.').next().unwrap_or(target);
+        rec.seen.lock().unwrap().insert(format!("dynamodb:{op}"));
+    }
+    let mut upstream = rec.http.request(method, format!("{}{uri}", rec.upstream));
+    for (name, value) in &headers {
+        if name != "host" && name != "content-length" {
+            upstream = upstream.header(name, value);
+        }
+    }
+    let answer = upstream.body(body).send().await.expect("DynamoDB server");
+    let status = answer.status();
+    let mut out = HeaderMap::new();
+    for (name, value) in answer.headers() {
+        if name != "content-length" && name != "transfer-encoding" && name != "connection" {
+            out.insert(name, value.clone());
+        }
+    }
+    (status, out, answer.bytes().await.expect("body"))
+}
+
+impl Recording {
+    async fn start(upstream: String) -> (Self, String) {
+        let rec = Recording {
+            upstream,
+            http: reqwest::Client::new(),
+            seen: Arc::default(),
+        };
+        let url = hookline::runtime::serve_on_loopback(
+            Router::new().fallback(forward).with_state(rec.clone()),
+        )
+        .await
+        .expect("recording proxy");
+        (rec, url)
+    }
+
+    fn take(&self) -> BTreeSet<String> {
+        std::mem::take(&mut self.seen.lock().unwrap())
+    }
+}
+
+/// What a sample event must get.
+struct Case {
+    event: &'static str,
+    binary: &'static str,
+    /// The platform whose emulator records the reply, and the reply's text.
+    reply: Option<(&'static str, &'static str)>,
+    /// Signed with a time: the stored event itself is stale and must be refused.
+    time_bound: bool,
+}
+
+const CASES: [Case; 6] = [
+    Case {
+        event: "tailchat",
+        binary: "hookline-tailchat",
+        reply: Some(("tailchat", "Your message: hello from infra/events")),
+        time_bound: false,
+    },
+    Case {
+        event: "tencent",
+        binary: "hookline-tencent",
+        reply: Some(("tencent", "Your message: hello from infra/events")),
+        time_bound: true,
+    },
+    Case {
+        event: "dingtalk",
+        binary: "hookline-dingtalk",
+        reply: Some(("dingtalk", "Your message: hello from infra/events")),
+        time_bound: true,
+    },
+    Case {
+        event: "dingtalk-notify",
+        binary: "hookline-dingtalk",
+        reply: Some(("dingtalk", "Nightly build #1207")),
+        time_bound: false,
+    },
+    Case {
+        event: "dingtalk-flush",
+        binary: "hookline-dingtalk-flush",
+        reply: None,
+        time_bound: false,
+    },
+    Case {
+        event: "tamtam",
+        binary: "hookline-tamtam",
+        reply: Some(("tamtam", "Your message: hello from infra/events")),
+        time_bound: false,
+    },
+];
+
+fn event_file(name: &str) -> PathBuf {
+    root().join(format!("infra/events/{name}.json"))
+}
+
+/// `hookline event <platform>` with the example configuration.
+fn hookline_event(platform: &str, at: Option<i64>) -> String {
+    let mut cmd = std::process::Command::new(workspace_bin("hookline"));
+    cmd.env_clear()
+        .envs(example_env())
+        .arg("event")
+        .arg(platform);
+    cmd.arg("--file").arg(event_file(platform));
+    if let Some(at) = at {
+        cmd.arg("--at").arg(at.to_string());
+    }
+    let out = cmd.output().expect("hookline event");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).expect("UTF-8")
+}
+
+#[test]
+fn every_sample_event_has_a_case_and_the_signed_ones_are_signed_with_the_example_secrets() {
+    let mut files: Vec<String> = std::fs::read_dir(root().join("infra/events"))
+        .expect("infra/events")
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    files.sort();
+    let mut cases: Vec<String> = CASES.iter().map(|c| format!("{}.json", c.event)).collect();
+    cases.sort();
+    assert_eq!(files, cases, "infra/events and this test's cases differ");
+    for platform in hookline_tencent_and_friends() {
+        let stored = std::fs::read_to_string(event_file(platform)).unwrap();
+        let event: Value = serde_json::from_str(&stored).unwrap();
+        let at = event["requestContext"]["timeEpoch"]
+            .as_i64()
+            .expect("timeEpoch")
+            / 1000;
+        assert_eq!(
+            hookline_event(platform, Some(at)),
+            stored,
+            "infra/events/{platform}.json is not what `hookline event {platform} --at {at}` makes of it with infra/example.env"
+        );
+    }
+}
+
+fn hookline_tencent_and_friends() -> [&'static str; 4] {
+    ["tailchat", "tencent", "dingtalk", "tamtam"]
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_sample_event_runs_through_its_lambda_binary_with_the_templates_environment() {
+    let Some(endpoint) = support::dynamodb_endpoint() else {
+        return;
+    };
+    let table = format!("hookline-events-{:016x}", support::rand_id());
+    let client = aws_sdk_dynamodb::Client::from_conf(dynamo_config(&endpoint).build());
+    let clock: hookline::clock::SharedClock = Arc::new(hookline::clock::SystemClock);
+    DynamoStore::new(client, table.clone(), clock)
+        .create_table_if_missing()
+        .await
+        .expect("create the table");
+    let (recording, proxy) = Recording::start(endpoint).await;
+
+    // The platform APIs: the emulators of a `hookline serve` with no configuration.
+    let serve_dir = tempfile::tempdir().expect("tempdir");
+    let serve_data = serve_dir.path().display().to_string();
+    let (mut serve, base) = start_serve(&[("HOOKLINE_DATA_DIR", serve_data)]).await;
+    let here = base.trim_start_matches("http://").to_owned();
+    let example = example_env();
+    let t = template();
+    let fns = functions(&t);
+    let http = reqwest::Client::new();
+
+    for case in &CASES {
+        let f = fns
+            .iter()
+            .find(|f| f.binary == case.binary)
+            .expect("function");
+        // Exactly the template's variables, with the example values and the local emulators.
+        let mut env: Vec<(&str, String)> = f
+            .env
+            .iter()
+            .map(|(var, value)| {
+                let v = match value {
+                    Setting::Ref(p) if p == "StateTable" => table.clone(),
+                    _ => example.get(var).cloned().unwrap_or_default(),
+                };
+                (var.as_str(), v.replace("127.0.0.1:3000", &here))
+            })
+            .collect();
+        env.push(("AWS_ENDPOINT_URL_DYNAMODB", proxy.clone()));
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut lambda = Lambda::start(&workspace_bin(case.binary), &env, dir.path()).await;
+
+        let stored = std::fs::read_to_string(event_file(case.event)).unwrap();
+        let fresh = if hookline_tencent_and_friends().contains(&case.event) {
+            hookline_event(case.event, None)
+        } else {
+            stored.clone()
+        };
+        if case.time_bound {
+            let answer = lambda.invoke(serde_json::from_str(&stored).unwrap()).await;
+            assert_eq!(
+                answer["statusCode"], 401,
+                "{}: a stale signature: {answer}",
+                case.event
+            );
+        }
+        let event: Value = serde_json::from_str(&fresh.replace("127.0.0.1:3000", &here)).unwrap();
+        let answer = lambda.invoke(event).await;
+        let log = std::fs::read_to_string(&lambda.log).unwrap_or_default();
+        match case.reply {
+            Some((platform, text)) => {
+                assert_eq!(answer["statusCode"], 200, "{}: {answer}\n{log}", case.event);
+                let sent: Value = http
+                    .get(format!("{base}/_emulator/{platform}/sent"))
+                    .send()
+                    .await
+                    .unwrap()
+                    .json()
+                    .await
+                    .unwrap();
+                assert!(
+                    sent.to_string().contains(text),
+                    "{}: no reply {text:?} in {sent}\n{log}",
+                    case.event
+                );
+            }
+            // The flush answers with its report: nothing was queued.
+            None => assert_eq!(
+                answer,
+                serde_json::json!({"digests": 0, "delivered": 0, "pending": 0}),
+                "{}\n{log}",
+                case.event
+            ),
+        }
+        let used = recording.take();
+        let allowed = granted(f);
+        assert!(
+            used.is_subset(&allowed),
+            "{} called {used:?} on DynamoDB; the template grants {allowed:?}",
+            f.id
+        );
+        assert!(
+            !used.is_empty(),
+            "{}: the function never touched the table",
+            f.id
+        );
+    }
+    serve.start_kill().expect("stop serve");
+}
