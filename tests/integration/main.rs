@@ -3,6 +3,7 @@
 
 mod deploy; // infra/: the SAM template against the binaries and their variables; the sample events
 mod dingtalk; // DingTalk fixtures, the notify endpoint, the sliding-window budget and digests
+mod doctor; // hookline doctor against the emulators: credentials checked, nothing sent, no secret printed
 mod fake_lambda; // a fake Lambda Runtime API and a function process started against it
 mod lambda; // the hookline-tailchat binary driven through a fake Lambda Runtime API
 mod serve; // the hookline binary: serve, healthz, simulate --url

@@ -132,6 +132,14 @@ async fn robot_send(
     if let Some((code, msg)) = ledger.failures.pop_front() {
         return errcode(code, &msg);
     }
+    const MSGTYPES: [&str; 5] = ["text", "markdown", "link", "actionCard", "feedCard"];
+    if !body["msgtype"]
+        .as_str()
+        .is_some_and(|t| MSGTYPES.contains(&t))
+    {
+        // [INF] what DingTalk answers a body it cannot use, after the token and sign checks.
+        return errcode(40_035, "缺少参数 json");
+    }
     if now < ledger.banned_until {
         return errcode(130_101, "send too fast, exceed 20 times per minute");
     }

@@ -304,6 +304,46 @@ impl RobotSender {
         Ok(false)
     }
 
+    /// Checks the custom robot's token and secret with a signed request DingTalk cannot turn
+    /// into a message (an unknown `msgtype`), so nothing is posted. `Ok(answer)`: the token and
+    /// signature passed (DingTalk refused the body, as intended, or is throttling the robot);
+    /// `Err`: they did not, or DingTalk could not be asked. DingTalk does not document the order
+    /// of its checks; the codes of a bad token or signature are those of [`robot_result`].
+    pub async fn probe(&self) -> Result<String, HookError> {
+        const CALL: &str = "robot_probe";
+        let resp = self
+            .http
+            .post_json(
+                &self.signed_url(),
+                Default::default(),
+                &serde_json::json!({"msgtype": "hookline_doctor_probe"}),
+                Idempotence::Safe,
+            )
+            .await
+            .map_err(|e| PlatformError::no_answer("dingtalk", CALL, &e, Idempotence::Safe))?;
+        // 40035 ("缺少参数 json") is DingTalk's answer to a body it cannot use; the token is in
+        // the URL, so here it cannot mean a missing access_token.
+        let answer: serde_json::Value = serde_json::from_slice(&resp.body).unwrap_or_default();
+        if resp.status.is_success() && answer["errcode"] == 40_035 {
+            return Ok(format!(
+                "token and signature accepted (the empty probe was refused: {})",
+                answer["errmsg"].as_str().unwrap_or_default()
+            ));
+        }
+        match robot_result(CALL, resp.status.as_u16(), &resp.body) {
+            Ok(()) => Ok("DingTalk accepted the probe".into()),
+            Err(e) if e.kind == PlatformErrorKind::Auth => Err(e.into()),
+            Err(e) if e.kind == PlatformErrorKind::RateLimited => {
+                Ok(format!("token and signature accepted, but {}", e.detail))
+            }
+            Err(e) if e.kind == PlatformErrorKind::Rejected => Ok(format!(
+                "token and signature accepted (the empty probe was refused: {})",
+                e.detail
+            )),
+            Err(e) => Err(e.into()),
+        }
+    }
+
     /// One signed POST. A 130101 marks the robot throttled.
     async fn post(&self, message: &RobotMessage) -> Result<(), HookError> {
         // No dedup on DingTalk's side: never repeat after an ambiguous failure.

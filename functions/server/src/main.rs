@@ -2,6 +2,7 @@
 //! (`simulate`), and a configuration check (`doctor`).
 
 mod app;
+mod doctor;
 mod event;
 mod simulate;
 
@@ -35,7 +36,8 @@ enum Command {
         #[arg(long)]
         url: Option<String>,
     },
-    /// Show which platforms would run, and how.
+    /// Check the configuration the functions would read, and each platform's credentials
+    /// against its API (sends no chat message). Exits 1 if anything would fail.
     Doctor,
     /// Print a sample Lambda event of infra/events, re-stamped now and signed with the
     /// environment's secrets (for `cargo lambda invoke` and `sam local invoke`).
@@ -86,8 +88,20 @@ async fn main() -> anyhow::Result<()> {
         _ => "info",
     });
     match cli.command {
-        Command::Serve => serve(false).await,
-        Command::Doctor => serve(true).await,
+        Command::Serve => serve().await,
+        Command::Doctor => {
+            println!("hookline {} doctor", env!("CARGO_PKG_VERSION"));
+            let report = doctor::run(&ProcessEnv).await;
+            for finding in &report.findings {
+                println!("{finding}");
+            }
+            if report.healthy() {
+                Ok(())
+            } else {
+                println!("not ready: see FAIL above, or configure a platform");
+                std::process::exit(1)
+            }
+        }
         Command::Setup(Setup::Tencent { nick, groups }) => setup_tencent(&nick, &groups).await,
         Command::Setup(Setup::Tamtam { url, remove_stale }) => {
             setup_tamtam(&url, remove_stale).await
@@ -117,7 +131,7 @@ async fn main() -> anyhow::Result<()> {
     }
 }
 
-async fn serve(dry_run: bool) -> anyhow::Result<()> {
+async fn serve() -> anyhow::Result<()> {
     let shared = SharedConfig::from_env()?;
     let deps = Deps::open(&shared).await.map_err(|e| anyhow::anyhow!(e))?;
     let base = app::local_base(shared.bind);
@@ -132,9 +146,6 @@ async fn serve(dry_run: bool) -> anyhow::Result<()> {
     );
     for status in &app.statuses {
         eprintln!("{status}");
-    }
-    if dry_run {
-        return Ok(());
     }
     // No timers under Lambda (the scheduled flush binary does it); here a loop flushes the
     // custom robots' queues as their budget returns.

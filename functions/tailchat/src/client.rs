@@ -112,6 +112,11 @@ impl TailchatClient {
         self.session.get_or_fetch(|| self.login()).await
     }
 
+    /// Logs in now, whatever is cached (`hookline doctor`'s credential check).
+    pub async fn fresh_login(&self) -> Result<BotSession, HookError> {
+        self.login().await.map(|c| c.value)
+    }
+
     async fn login(&self) -> Result<Credential<BotSession>, HookError> {
         const CALL: &str = "login";
         let url = format!("{}/api/openapi/bot/login", self.api_url);

@@ -16,7 +16,8 @@ use hookline::http::{HttpClient, Idempotence};
 use hookline::pipeline::Deps;
 use hookline::secret::Secret;
 use hookline::store::Key;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
 
 use crate::config::TencentConfig;
 use crate::event::RestResult;
@@ -165,14 +166,51 @@ impl TencentClient {
         .await
     }
 
-    /// Calls `v4/<path>` and checks the answer. A 70001 (expired UserSig) regenerates the
-    /// UserSig and retries once; `ErrorCode -1` (busy) is retried twice with backoff.
+    /// Whether each account exists (`im_open_login_svc/account_check`): `(UserID, status)` with
+    /// status `Imported` or `NotImported`. Sends nothing; a wrong key or SDKAppID fails here
+    /// like any call, which makes it the configuration check of `hookline doctor`.
+    pub async fn account_check(&self, ids: &[&str]) -> Result<Vec<(String, String)>, HookError> {
+        let items: Vec<Value> = ids.iter().map(|id| json!({"UserID": id})).collect();
+        let answer = self
+            .call_value(
+                "im_open_login_svc/account_check",
+                "account_check",
+                &json!({"CheckItem": items}),
+            )
+            .await?;
+        Ok(answer["ResultItem"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .map(|r| {
+                let status = match r["ResultCode"].as_i64() {
+                    Some(0) | None => r["AccountStatus"].as_str().unwrap_or_default().to_owned(),
+                    Some(code) => format!("error {code}"),
+                };
+                (r["UserID"].as_str().unwrap_or_default().to_owned(), status)
+            })
+            .collect())
+    }
+
+    /// Calls `v4/<path>` and checks the answer (see [`Self::call_value`]).
     pub(crate) async fn call<T: Serialize + Sync>(
         &self,
         path: &str,
         call: &'static str,
         body: &T,
     ) -> Result<(), HookError> {
+        self.call_value(path, call, body).await.map(drop)
+    }
+
+    /// Calls `v4/<path>`, checks the answer and returns it. A 70001 (expired UserSig)
+    /// regenerates the UserSig and retries once; `ErrorCode -1` (busy) is retried twice with
+    /// backoff.
+    async fn call_value<T: Serialize + Sync>(
+        &self,
+        path: &str,
+        call: &'static str,
+        body: &T,
+    ) -> Result<Value, HookError> {
         let mut regenerated = false;
         let mut busy = 0u32;
         loop {
@@ -199,15 +237,17 @@ impl TencentClient {
                 )
                 .into());
             }
-            let result: RestResult = serde_json::from_slice(&resp.body).map_err(|e| {
+            let unreadable = |e: serde_json::Error| {
                 error(
                     call,
                     PlatformErrorKind::BadResponse,
                     format!("HTTP {status}, unreadable answer: {e}"),
                 )
-            })?;
+            };
+            let answer: Value = serde_json::from_slice(&resp.body).map_err(unreadable)?;
+            let result = RestResult::deserialize(&answer).map_err(unreadable)?;
             if result.error_code == 0 && result.action_status == "OK" {
-                return Ok(());
+                return Ok(answer);
             }
             let code = result.error_code;
             if code == 70001 && !regenerated {

@@ -31,6 +31,8 @@ struct Ledger {
     sent: Vec<Value>,
     usersigs: Vec<String>,
     seen_randoms: HashMap<(String, u64), i64>,
+    /// Chatbot accounts made with `create_robot`.
+    robots: Vec<String>,
     failures: VecDeque<(i64, String)>,
 }
 
@@ -92,6 +94,10 @@ impl TencentEmulator {
             .route(
                 "/v4/openim_robot_http_svc/create_robot",
                 post(|s, q, b| handle(s, q, b, "create_robot")),
+            )
+            .route(
+                "/v4/im_open_login_svc/account_check",
+                post(|s, q, b| handle(s, q, b, "account_check")),
             )
             .route(
                 "/v4/group_open_http_svc/add_group_member",
@@ -184,11 +190,33 @@ async fn handle(
     let query: HashMap<String, String> =
         query.into_iter().filter(|(k, _)| k != "usersig").collect();
     match api {
+        "account_check" => {
+            // The admin exists; a chatbot once `create_robot` made it. Nothing is sent.
+            let Some(items) = body["CheckItem"].as_array() else {
+                return fail(10004, "CheckItem is required");
+            };
+            let results: Vec<Value> = items
+                .iter()
+                .map(|i| {
+                    let id = i["UserID"].as_str().unwrap_or_default();
+                    let known = id == emu.inner.admin || ledger.robots.iter().any(|r| r == id);
+                    let status = if known { "Imported" } else { "NotImported" };
+                    json!({"UserID": id, "ResultCode": 0, "ResultInfo": "", "AccountStatus": status})
+                })
+                .collect();
+            return Json(
+                json!({"ActionStatus": "OK", "ErrorInfo": "", "ErrorCode": 0, "ResultItem": results}),
+            );
+        }
         "create_robot"
             if body["UserID"]
                 .as_str()
                 .is_some_and(|id| id.starts_with("@RBT#")) =>
         {
+            let id = body["UserID"].as_str().unwrap_or_default().to_owned();
+            if !ledger.robots.contains(&id) {
+                ledger.robots.push(id);
+            }
             ledger
                 .sent
                 .push(json!({"api": api, "query": query, "body": body}));

@@ -1,0 +1,391 @@
+//! `hookline doctor`: reads the environment exactly as the functions do and reports, per
+//! platform, what is configured, what is missing, and whether the credentials work against the
+//! platform's API, without sending any chat message:
+//! - Tailchat: a login (`POST /api/openapi/bot/login`);
+//! - Tencent: `im_open_login_svc/account_check` of the admin and the chatbot, which Tencent
+//!   answers only to a valid UserSig;
+//! - DingTalk: a signed custom-robot request with a body DingTalk cannot post;
+//! - TamTam: `GET /me`.
+//!
+//! The checks run on a scratch store, so a cached credential can neither hide a broken one nor
+//! be replaced; the configured store is only read once, to see that it answers.
+
+use std::fmt;
+use std::sync::Arc;
+
+use hookline::clock::SystemClock;
+use hookline::config::{ConfigError, Env, SharedConfig};
+use hookline::error::HookError;
+use hookline::pipeline::Deps;
+use hookline::store::Key;
+use hookline_dingtalk::DingTalkConfig;
+use hookline_tailchat::{TailchatClient, TailchatConfig};
+use hookline_tamtam::{TamTamClient, TamTamConfig};
+use hookline_tencent::{TencentClient, TencentConfig};
+
+/// How one finding counts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Status {
+    /// Works.
+    Ok,
+    /// Not configured at all: not a problem.
+    Off,
+    /// Works, but worth a look.
+    Warn,
+    /// Broken: the function would fail.
+    Fail,
+}
+
+/// One line of the report.
+#[derive(Debug, Clone)]
+pub struct Finding {
+    /// `store`, or the platform.
+    pub scope: &'static str,
+    /// How it counts.
+    pub status: Status,
+    /// What was found (never a secret).
+    pub text: String,
+}
+
+impl fmt::Display for Finding {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let status = match self.status {
+            Status::Ok => "ok",
+            Status::Off => "off",
+            Status::Warn => "warn",
+            Status::Fail => "FAIL",
+        };
+        write!(f, "{:<9} {status:<5} {}", self.scope, self.text)
+    }
+}
+
+/// The whole report.
+#[derive(Debug, Default)]
+pub struct Report {
+    /// Every finding, in order.
+    pub findings: Vec<Finding>,
+}
+
+impl Report {
+    fn add(&mut self, scope: &'static str, status: Status, text: impl Into<String>) {
+        self.findings.push(Finding {
+            scope,
+            status,
+            text: text.into(),
+        });
+    }
+
+    /// Whether the configuration would work: nothing failed and some platform is configured.
+    pub fn healthy(&self) -> bool {
+        let configured = self
+            .findings
+            .iter()
+            .any(|f| f.scope != "store" && f.status != Status::Off);
+        configured && self.findings.iter().all(|f| f.status != Status::Fail)
+    }
+}
+
+/// What a platform's configuration amounts to.
+enum Setup<C> {
+    Off(Vec<&'static str>),
+    Broken(String),
+    Ready(C),
+}
+
+fn setup<C>(
+    vars: &[&'static str],
+    missing: Vec<&'static str>,
+    load: Result<C, ConfigError>,
+) -> Setup<C> {
+    if missing.len() == vars.len() {
+        return Setup::Off(missing);
+    }
+    if !missing.is_empty() {
+        return Setup::Broken(format!("missing {}", missing.join(", ")));
+    }
+    match load {
+        Ok(c) => Setup::Ready(c),
+        Err(e) => Setup::Broken(e.to_string()),
+    }
+}
+
+/// Runs every check against `env`.
+pub async fn run(env: &dyn Env) -> Report {
+    let mut report = Report::default();
+    match SharedConfig::from_source(env) {
+        Ok(shared) => store(&shared, &mut report).await,
+        Err(e) => report.add("store", Status::Fail, e.to_string()),
+    }
+    let scratch = match tempfile::tempdir() {
+        Ok(dir) => dir,
+        Err(e) => {
+            report.add("doctor", Status::Fail, format!("no scratch folder: {e}"));
+            return report;
+        }
+    };
+    let deps = match scratch_deps(scratch.path()) {
+        Ok(deps) => deps,
+        Err(e) => {
+            report.add("doctor", Status::Fail, e);
+            return report;
+        }
+    };
+    tailchat(env, &deps, &mut report).await;
+    tencent(env, &deps, &mut report).await;
+    dingtalk(env, &deps, &mut report).await;
+    tamtam(env, &deps, &mut report).await;
+    report
+}
+
+fn scratch_deps(dir: &std::path::Path) -> Result<Deps, String> {
+    let clock: hookline::clock::SharedClock = Arc::new(SystemClock);
+    let store = hookline::store::EmbeddedStore::open(&dir.join("state.redb"), clock.clone())
+        .map_err(|e| e.to_string())?;
+    Ok(Deps {
+        store: Arc::new(store),
+        clock,
+        bot: Arc::new(hookline::bot::DefaultBot),
+        http: hookline::http::HttpClient::new().map_err(|e| e.to_string())?,
+    })
+}
+
+async fn store(shared: &SharedConfig, report: &mut Report) {
+    let what = match &shared.table {
+        Some(table) => format!("DynamoDB table {table}"),
+        None => format!(
+            "embedded store {}",
+            shared.data_dir.join("state.redb").display()
+        ),
+    };
+    let probe = Key::new("hookline#doctor", "probe");
+    let answer = match Deps::open(shared).await {
+        Ok(deps) => deps.store.get(&probe).await.map_err(|e| e.to_string()),
+        Err(e) => Err(e.to_string()),
+    };
+    match answer {
+        Ok(_) => report.add("store", Status::Ok, format!("{what} answers")),
+        Err(e) => report.add("store", Status::Fail, format!("{what}: {e}")),
+    }
+}
+
+fn api_failure(e: &HookError) -> String {
+    match e {
+        HookError::Platform(p) => format!("{}: {}", p.call, p.detail),
+        other => other.to_string(),
+    }
+}
+
+async fn tailchat(env: &dyn Env, deps: &Deps, report: &mut Report) {
+    const NAME: &str = "tailchat";
+    let config = match setup(
+        &hookline_tailchat::VARS,
+        TailchatConfig::missing(env),
+        TailchatConfig::from_source(env),
+    ) {
+        Setup::Off(vars) => return off(report, NAME, &vars),
+        Setup::Broken(why) => return report.add(NAME, Status::Fail, why),
+        Setup::Ready(c) => c,
+    };
+    let what = format!("{} app {}", config.api_url, config.app_id);
+    match TailchatClient::new(&config, deps).fresh_login().await {
+        Ok(session) => report.add(
+            NAME,
+            Status::Ok,
+            format!("{what}: login ok, bot user {}", session.user_id),
+        ),
+        Err(e) => report.add(NAME, Status::Fail, format!("{what}: {}", api_failure(&e))),
+    }
+}
+
+async fn tencent(env: &dyn Env, deps: &Deps, report: &mut Report) {
+    const NAME: &str = "tencent";
+    let config = match setup(
+        &hookline_tencent::VARS,
+        TencentConfig::missing(env),
+        TencentConfig::from_source(env),
+    ) {
+        Setup::Off(vars) => return off(report, NAME, &vars),
+        Setup::Broken(why) => return report.add(NAME, Status::Fail, why),
+        Setup::Ready(c) => c,
+    };
+    let what = format!("SDKAppID {} at {}", config.sdkappid, config.api_url);
+    if config.callback_token.is_none() {
+        report.add(
+            NAME,
+            Status::Warn,
+            "TENCENT_CALLBACK_TOKEN is not set: callbacks are checked by SdkAppid only; enable \
+             callback authentication in the console and set the token",
+        );
+    }
+    let client = TencentClient::new(&config, deps);
+    match client
+        .account_check(&[config.admin.as_str(), config.bot_id.as_str()])
+        .await
+    {
+        Ok(accounts) => {
+            let status_of = |id: &str| {
+                accounts
+                    .iter()
+                    .find(|(a, _)| a == id)
+                    .map_or("not reported", |(_, s)| s.as_str())
+            };
+            let bot = status_of(&config.bot_id);
+            report.add(
+                NAME,
+                Status::Ok,
+                format!(
+                    "{what}: UserSig of {} accepted (account_check)",
+                    config.admin
+                ),
+            );
+            if bot != "Imported" {
+                report.add(
+                    NAME,
+                    Status::Warn,
+                    format!(
+                        "chatbot {}: {bot}; create it with `hookline setup tencent --nick <name> --group <GroupId>`",
+                        config.bot_id
+                    ),
+                );
+            }
+        }
+        Err(e) => report.add(NAME, Status::Fail, format!("{what}: {}", api_failure(&e))),
+    }
+}
+
+async fn dingtalk(env: &dyn Env, deps: &Deps, report: &mut Report) {
+    const NAME: &str = "dingtalk";
+    let config = match setup(
+        &hookline_dingtalk::VARS,
+        DingTalkConfig::missing(env),
+        DingTalkConfig::from_source(env),
+    ) {
+        Setup::Off(vars) => return off(report, NAME, &vars),
+        Setup::Broken(why) => return report.add(NAME, Status::Fail, why),
+        Setup::Ready(c) => c,
+    };
+    if config.allow_unsigned {
+        report.add(
+            NAME,
+            Status::Warn,
+            "DINGTALK_ALLOW_UNSIGNED=1: unsigned callbacks are accepted on robotCode alone",
+        );
+    }
+    let what = format!(
+        "robot {}, replies to {}",
+        config.robot_code,
+        config.session_hosts.join(", ")
+    );
+    let Some(sender) = hookline_dingtalk::sender(&config, deps) else {
+        return report.add(
+            NAME,
+            Status::Ok,
+            format!(
+                "{what}; no custom robot (DINGTALK_WEBHOOK_TOKEN/SECRET), so nothing to ask \
+                 DingTalk: the callback signature is checked when DingTalk calls"
+            ),
+        );
+    };
+    let notify = if config.notify_token.is_some() {
+        "notify endpoint on"
+    } else {
+        "notify endpoint off (DINGTALK_NOTIFY_TOKEN)"
+    };
+    match sender.probe().await {
+        Ok(answer) => report.add(
+            NAME,
+            Status::Ok,
+            format!(
+                "{what}; custom robot at {}: {answer}; {notify}",
+                config.api_url
+            ),
+        ),
+        Err(e) => report.add(
+            NAME,
+            Status::Fail,
+            format!(
+                "{what}; custom robot at {}: {}",
+                config.api_url,
+                api_failure(&e)
+            ),
+        ),
+    }
+}
+
+async fn tamtam(env: &dyn Env, deps: &Deps, report: &mut Report) {
+    const NAME: &str = "tamtam";
+    let config = match setup(
+        &hookline_tamtam::VARS,
+        TamTamConfig::missing(env),
+        TamTamConfig::from_source(env),
+    ) {
+        Setup::Off(vars) => return off(report, NAME, &vars),
+        Setup::Broken(why) => return report.add(NAME, Status::Fail, why),
+        Setup::Ready(c) => c,
+    };
+    let what = format!(
+        "{}, callers from {}",
+        config.api_url,
+        config
+            .allowed_subnets
+            .iter()
+            .map(ToString::to_string)
+            .collect::<Vec<_>>()
+            .join(", ")
+    );
+    match TamTamClient::new(&config, deps).me().await {
+        Ok(me) => report.add(
+            NAME,
+            Status::Ok,
+            format!(
+                "{what}: GET /me ok, bot {} (@{}, id {})",
+                me.name,
+                me.username.as_deref().unwrap_or("-"),
+                me.user_id
+            ),
+        ),
+        Err(e) => report.add(NAME, Status::Fail, format!("{what}: {}", api_failure(&e))),
+    }
+}
+
+fn off(report: &mut Report, name: &'static str, vars: &[&'static str]) {
+    report.add(
+        name,
+        Status::Off,
+        format!("not configured (set {})", vars.join(", ")),
+    );
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashMap;
+
+    use super::*;
+
+    #[tokio::test]
+    async fn nothing_configured_is_not_healthy_and_partial_configuration_fails() {
+        let dir = tempfile::tempdir().unwrap();
+        let data = dir.path().display().to_string();
+        let env = HashMap::from([("HOOKLINE_DATA_DIR", data.as_str())]);
+        let report = run(&env).await;
+        assert!(!report.healthy());
+        assert_eq!(
+            report.findings[0].status,
+            Status::Ok,
+            "{:?}",
+            report.findings
+        );
+        assert!(report.findings[1..].iter().all(|f| f.status == Status::Off));
+
+        let env = HashMap::from([("HOOKLINE_DATA_DIR", data.as_str()), ("TAMTAM_TOKEN", "t")]);
+        let report = run(&env).await;
+        let tamtam = report
+            .findings
+            .iter()
+            .find(|f| f.scope == "tamtam")
+            .unwrap();
+        assert_eq!(tamtam.status, Status::Fail);
+        assert_eq!(tamtam.text, "missing TAMTAM_CALLBACK_TOKEN");
+        assert!(!report.healthy());
+    }
+}

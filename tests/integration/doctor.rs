@@ -1,0 +1,156 @@
+//! `hookline doctor` against the emulators of a `hookline serve`: it reports every configured
+//! platform's credentials as working or not, names what is missing, never prints a secret, and
+//! never makes a platform post a message.
+
+use std::collections::HashMap;
+use std::process::Output;
+
+use serde_json::Value;
+
+use crate::serve::start_serve;
+use crate::support::workspace_bin;
+
+/// infra/example.env with its APIs on `here` (the example points at 127.0.0.1:3000).
+fn example(here: &str) -> HashMap<String, String> {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../infra/example.env");
+    std::fs::read_to_string(root)
+        .expect("infra/example.env")
+        .lines()
+        .filter(|l| !l.trim().is_empty() && !l.starts_with('#'))
+        .filter_map(|l| l.split_once('='))
+        .map(|(k, v)| (k.to_owned(), v.replace("127.0.0.1:3000", here)))
+        .collect()
+}
+
+async fn doctor(env: &HashMap<String, String>, data: &std::path::Path) -> (bool, String) {
+    let out: Output = tokio::process::Command::new(workspace_bin("hookline"))
+        .arg("doctor")
+        .env_clear()
+        .envs(env)
+        .env("HOOKLINE_DATA_DIR", data)
+        .env("RUST_LOG", "error")
+        .output()
+        .await
+        .expect("hookline doctor");
+    let text =
+        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
+    (out.status.success(), text)
+}
+
+fn line<'a>(report: &'a str, platform: &str) -> &'a str {
+    report
+        .lines()
+        .find(|l| l.starts_with(platform) && !l.contains(" warn "))
+        .unwrap_or_else(|| panic!("no {platform} line in\n{report}"))
+}
+
+async fn nothing_sent(base: &str) {
+    let http = reqwest::Client::new();
+    for platform in ["tailchat", "tencent", "dingtalk", "tamtam"] {
+        let sent: Value = http
+            .get(format!("{base}/_emulator/{platform}/sent"))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        assert_eq!(
+            sent,
+            serde_json::json!([]),
+            "doctor made {platform} post something"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn doctor_checks_every_platforms_credentials_without_sending_anything() {
+    let dir = tempfile::tempdir().unwrap();
+    let serve_data = dir.path().join("serve").display().to_string();
+    let (mut serve, base) = start_serve(&[("HOOKLINE_DATA_DIR", serve_data)]).await;
+    let here = base.trim_start_matches("http://").to_owned();
+    let data = dir.path().join("doctor");
+
+    // The example configuration works against the emulators.
+    let env = example(&here);
+    let (ok, report) = doctor(&env, &data).await;
+    assert!(ok, "{report}");
+    assert!(line(&report, "store").contains(" ok "), "{report}");
+    assert!(
+        line(&report, "tailchat").contains("login ok, bot user 656d756c61746f7200000001"),
+        "{report}"
+    );
+    assert!(
+        line(&report, "tencent").contains("UserSig of administrator accepted"),
+        "{report}"
+    );
+    assert!(report.contains("chatbot @RBT#001: NotImported"), "{report}");
+    assert!(
+        line(&report, "dingtalk").contains("token and signature accepted"),
+        "{report}"
+    );
+    assert!(
+        line(&report, "tamtam").contains("GET /me ok, bot hookline (@hookline_bot"),
+        "{report}"
+    );
+
+    // Wrong credentials fail, each with its reason, and exit 1.
+    let mut wrong = env.clone();
+    wrong.insert(
+        "TAILCHAT_APP_SECRET".into(),
+        "not-the-app-secret-0000000000000".into(),
+    );
+    wrong.insert("TENCENT_SECRET_KEY".into(), "0".repeat(64));
+    wrong.insert(
+        "DINGTALK_WEBHOOK_SECRET".into(),
+        "SECnot-the-robot-secret".into(),
+    );
+    wrong.insert("TAMTAM_TOKEN".into(), "not-the-tamtam-token".into());
+    let (ok, report) = doctor(&wrong, &data).await;
+    assert!(!ok, "{report}");
+    assert!(line(&report, "tailchat").contains("FAIL"), "{report}");
+    assert!(
+        line(&report, "tailchat").contains("check TAILCHAT_APP_SECRET"),
+        "{report}"
+    );
+    assert!(
+        line(&report, "tencent").contains("FAIL  SDKAppID 1400000000"),
+        "{report}"
+    );
+    assert!(
+        line(&report, "tencent").contains("ErrorCode 70009"),
+        "{report}"
+    );
+    assert!(line(&report, "dingtalk").contains("FAIL"), "{report}");
+    assert!(
+        line(&report, "dingtalk").contains("errcode 310000"),
+        "{report}"
+    );
+    assert!(line(&report, "tamtam").contains("FAIL"), "{report}");
+    for (name, secret) in &wrong {
+        if name.ends_with("_SECRET") || name.ends_with("_TOKEN") || name.ends_with("_KEY") {
+            assert!(
+                !report.contains(secret.as_str()),
+                "{name} leaked:\n{report}"
+            );
+        }
+    }
+
+    // Half a configuration names what is missing; none at all is not a working setup.
+    let partial = HashMap::from([("TAMTAM_TOKEN".to_owned(), "t".to_owned())]);
+    let (ok, report) = doctor(&partial, &data).await;
+    assert!(!ok);
+    assert!(
+        line(&report, "tamtam").contains("FAIL  missing TAMTAM_CALLBACK_TOKEN"),
+        "{report}"
+    );
+    assert!(
+        line(&report, "tailchat").contains("off   not configured"),
+        "{report}"
+    );
+    let (ok, report) = doctor(&HashMap::new(), &data).await;
+    assert!(!ok, "{report}");
+
+    nothing_sent(&base).await;
+    serve.start_kill().expect("stop serve");
+}
