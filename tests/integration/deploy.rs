@@ -23,7 +23,7 @@ use serde_yaml_ng::Value as Yaml;
 use crate::fake_lambda::Lambda;
 use crate::serve::start_serve;
 use crate::store_contract::dynamo_config;
-use crate::support::{self, workspace_bin};
+use crate::support::{self, emulator_sent, example_env, workspace_bin};
 
 /// The command line, not a Lambda function.
 const NOT_A_FUNCTION: &str = "hookline";
@@ -154,22 +154,6 @@ fn workspace_binaries() -> BTreeMap<String, PathBuf> {
         }
     }
     bins
-}
-
-/// `KEY=value` lines of `infra/example.env`.
-fn example_env() -> HashMap<String, String> {
-    std::fs::read_to_string(root().join("infra/example.env"))
-        .expect("infra/example.env")
-        .lines()
-        .map(str::trim)
-        .filter(|l| !l.is_empty() && !l.starts_with('#'))
-        .map(|l| {
-            let (k, v) = l
-                .split_once('=')
-                .unwrap_or_else(|| panic!("not KEY=value: {l}"));
-            (k.to_owned(), v.to_owned())
-        })
-        .collect()
 }
 
 /// An [`Env`] that remembers every name asked for.
@@ -616,8 +600,6 @@ async fn every_sample_event_runs_through_its_lambda_binary_with_the_templates_en
     let example = example_env();
     let t = template();
     let fns = functions(&t);
-    let http = reqwest::Client::new();
-
     for case in &CASES {
         let f = fns
             .iter()
@@ -659,14 +641,7 @@ async fn every_sample_event_runs_through_its_lambda_binary_with_the_templates_en
         match case.reply {
             Some((platform, text)) => {
                 assert_eq!(answer["statusCode"], 200, "{}: {answer}\n{log}", case.event);
-                let sent: Value = http
-                    .get(format!("{base}/_emulator/{platform}/sent"))
-                    .send()
-                    .await
-                    .unwrap()
-                    .json()
-                    .await
-                    .unwrap();
+                let sent = emulator_sent(&base, platform).await;
                 assert!(
                     sent.to_string().contains(text),
                     "{}: no reply {text:?} in {sent}\n{log}",

@@ -5,20 +5,14 @@
 use std::collections::HashMap;
 use std::process::Output;
 
-use serde_json::Value;
-
 use crate::serve::start_serve;
-use crate::support::workspace_bin;
+use crate::support::{emulator_sent, example_env, workspace_bin};
 
 /// infra/example.env with its APIs on `here` (the example points at 127.0.0.1:3000).
 fn example(here: &str) -> HashMap<String, String> {
-    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../infra/example.env");
-    std::fs::read_to_string(root)
-        .expect("infra/example.env")
-        .lines()
-        .filter(|l| !l.trim().is_empty() && !l.starts_with('#'))
-        .filter_map(|l| l.split_once('='))
-        .map(|(k, v)| (k.to_owned(), v.replace("127.0.0.1:3000", here)))
+    example_env()
+        .into_iter()
+        .map(|(k, v)| (k, v.replace("127.0.0.1:3000", here)))
         .collect()
 }
 
@@ -45,16 +39,8 @@ fn line<'a>(report: &'a str, platform: &str) -> &'a str {
 }
 
 async fn nothing_sent(base: &str) {
-    let http = reqwest::Client::new();
     for platform in ["tailchat", "tencent", "dingtalk", "tamtam"] {
-        let sent: Value = http
-            .get(format!("{base}/_emulator/{platform}/sent"))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let sent = emulator_sent(base, platform).await;
         assert_eq!(
             sent,
             serde_json::json!([]),

@@ -234,3 +234,30 @@ impl StateStore for DownStore {
         Err(down())
     }
 }
+
+/// `infra/example.env` as `KEY=value` pairs.
+pub fn example_env() -> std::collections::HashMap<String, String> {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../infra/example.env");
+    std::fs::read_to_string(path)
+        .expect("infra/example.env")
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty() && !l.starts_with('#'))
+        .map(|l| {
+            let (k, v) = l
+                .split_once('=')
+                .unwrap_or_else(|| panic!("not KEY=value: {l}"));
+            (k.to_owned(), v.to_owned())
+        })
+        .collect()
+}
+
+/// What the emulator of `platform` in the `hookline serve` at `base` recorded as sent.
+pub async fn emulator_sent(base: &str, platform: &str) -> Value {
+    reqwest::get(format!("{base}/_emulator/{platform}/sent"))
+        .await
+        .expect("emulator")
+        .json()
+        .await
+        .expect("JSON")
+}

@@ -85,28 +85,33 @@ impl Report {
     }
 }
 
-/// What a platform's configuration amounts to.
-enum Setup<C> {
-    Off(Vec<&'static str>),
-    Broken(String),
-    Ready(C),
-}
-
-fn setup<C>(
+/// The platform's configuration when it is complete and valid; otherwise reports it as not
+/// configured (no variable set) or broken (some missing, or one invalid).
+fn ready<C>(
+    report: &mut Report,
+    name: &'static str,
     vars: &[&'static str],
     missing: Vec<&'static str>,
     load: Result<C, ConfigError>,
-) -> Setup<C> {
+) -> Option<C> {
     if missing.len() == vars.len() {
-        return Setup::Off(missing);
+        report.add(
+            name,
+            Status::Off,
+            format!("not configured (set {})", missing.join(", ")),
+        );
+        return None;
     }
     if !missing.is_empty() {
-        return Setup::Broken(format!("missing {}", missing.join(", ")));
+        report.add(
+            name,
+            Status::Fail,
+            format!("missing {}", missing.join(", ")),
+        );
+        return None;
     }
-    match load {
-        Ok(c) => Setup::Ready(c),
-        Err(e) => Setup::Broken(e.to_string()),
-    }
+    load.map_err(|e| report.add(name, Status::Fail, e.to_string()))
+        .ok()
 }
 
 /// Runs every check against `env`.
@@ -177,14 +182,14 @@ fn api_failure(e: &HookError) -> String {
 
 async fn tailchat(env: &dyn Env, deps: &Deps, report: &mut Report) {
     const NAME: &str = "tailchat";
-    let config = match setup(
+    let Some(config) = ready(
+        report,
+        NAME,
         &hookline_tailchat::VARS,
         TailchatConfig::missing(env),
         TailchatConfig::from_source(env),
-    ) {
-        Setup::Off(vars) => return off(report, NAME, &vars),
-        Setup::Broken(why) => return report.add(NAME, Status::Fail, why),
-        Setup::Ready(c) => c,
+    ) else {
+        return;
     };
     let what = format!("{} app {}", config.api_url, config.app_id);
     match TailchatClient::new(&config, deps).fresh_login().await {
@@ -199,14 +204,14 @@ async fn tailchat(env: &dyn Env, deps: &Deps, report: &mut Report) {
 
 async fn tencent(env: &dyn Env, deps: &Deps, report: &mut Report) {
     const NAME: &str = "tencent";
-    let config = match setup(
+    let Some(config) = ready(
+        report,
+        NAME,
         &hookline_tencent::VARS,
         TencentConfig::missing(env),
         TencentConfig::from_source(env),
-    ) {
-        Setup::Off(vars) => return off(report, NAME, &vars),
-        Setup::Broken(why) => return report.add(NAME, Status::Fail, why),
-        Setup::Ready(c) => c,
+    ) else {
+        return;
     };
     let what = format!("SDKAppID {} at {}", config.sdkappid, config.api_url);
     if config.callback_token.is_none() {
@@ -255,14 +260,14 @@ async fn tencent(env: &dyn Env, deps: &Deps, report: &mut Report) {
 
 async fn dingtalk(env: &dyn Env, deps: &Deps, report: &mut Report) {
     const NAME: &str = "dingtalk";
-    let config = match setup(
+    let Some(config) = ready(
+        report,
+        NAME,
         &hookline_dingtalk::VARS,
         DingTalkConfig::missing(env),
         DingTalkConfig::from_source(env),
-    ) {
-        Setup::Off(vars) => return off(report, NAME, &vars),
-        Setup::Broken(why) => return report.add(NAME, Status::Fail, why),
-        Setup::Ready(c) => c,
+    ) else {
+        return;
     };
     if config.allow_unsigned {
         report.add(
@@ -314,14 +319,14 @@ async fn dingtalk(env: &dyn Env, deps: &Deps, report: &mut Report) {
 
 async fn tamtam(env: &dyn Env, deps: &Deps, report: &mut Report) {
     const NAME: &str = "tamtam";
-    let config = match setup(
+    let Some(config) = ready(
+        report,
+        NAME,
         &hookline_tamtam::VARS,
         TamTamConfig::missing(env),
         TamTamConfig::from_source(env),
-    ) {
-        Setup::Off(vars) => return off(report, NAME, &vars),
-        Setup::Broken(why) => return report.add(NAME, Status::Fail, why),
-        Setup::Ready(c) => c,
+    ) else {
+        return;
     };
     let what = format!(
         "{}, callers from {}",
@@ -346,14 +351,6 @@ async fn tamtam(env: &dyn Env, deps: &Deps, report: &mut Report) {
         ),
         Err(e) => report.add(NAME, Status::Fail, format!("{what}: {}", api_failure(&e))),
     }
-}
-
-fn off(report: &mut Report, name: &'static str, vars: &[&'static str]) {
-    report.add(
-        name,
-        Status::Off,
-        format!("not configured (set {})", vars.join(", ")),
-    );
 }
 
 #[cfg(test)]
