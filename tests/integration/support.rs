@@ -247,7 +247,7 @@ pub fn example_env() -> std::collections::HashMap<String, String> {
             let (k, v) = l
                 .split_once('=')
                 .unwrap_or_else(|| panic!("not KEY=value: {l}"));
-            (k.to_owned(), v.to_owned())
+            (k.to_owned(), v.trim_matches('"').to_owned())
         })
         .collect()
 }
