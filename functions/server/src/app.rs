@@ -101,6 +101,19 @@ pub fn local_base(bind: SocketAddr) -> String {
     format!("http://{}", SocketAddr::new(ip, bind.port()))
 }
 
+/// Dependencies on a throw-away embedded store in `dir` (simulations, doctor's checks).
+pub fn scratch_deps(dir: &std::path::Path) -> Result<Deps, String> {
+    let clock: hookline::clock::SharedClock = Arc::new(hookline::clock::SystemClock);
+    let store = hookline::store::EmbeddedStore::open(&dir.join("state.redb"), clock.clone())
+        .map_err(|e| e.to_string())?;
+    Ok(Deps {
+        store: Arc::new(store),
+        clock,
+        bot: Arc::new(hookline::bot::DefaultBot),
+        http: hookline::http::HttpClient::new().map_err(|e| e.to_string())?,
+    })
+}
+
 /// One platform's part of the server, before mounting.
 struct Part {
     name: &'static str,

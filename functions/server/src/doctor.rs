@@ -11,9 +11,7 @@
 //! be replaced; the configured store is only read once, to see that it answers.
 
 use std::fmt;
-use std::sync::Arc;
 
-use hookline::clock::SystemClock;
 use hookline::config::{ConfigError, Env, SharedConfig};
 use hookline::error::HookError;
 use hookline::pipeline::Deps;
@@ -128,7 +126,7 @@ pub async fn run(env: &dyn Env) -> Report {
             return report;
         }
     };
-    let deps = match scratch_deps(scratch.path()) {
+    let deps = match crate::app::scratch_deps(scratch.path()) {
         Ok(deps) => deps,
         Err(e) => {
             report.add("doctor", Status::Fail, e);
@@ -140,18 +138,6 @@ pub async fn run(env: &dyn Env) -> Report {
     dingtalk(env, &deps, &mut report).await;
     tamtam(env, &deps, &mut report).await;
     report
-}
-
-fn scratch_deps(dir: &std::path::Path) -> Result<Deps, String> {
-    let clock: hookline::clock::SharedClock = Arc::new(SystemClock);
-    let store = hookline::store::EmbeddedStore::open(&dir.join("state.redb"), clock.clone())
-        .map_err(|e| e.to_string())?;
-    Ok(Deps {
-        store: Arc::new(store),
-        clock,
-        bot: Arc::new(hookline::bot::DefaultBot),
-        http: hookline::http::HttpClient::new().map_err(|e| e.to_string())?,
-    })
 }
 
 async fn store(shared: &SharedConfig, report: &mut Report) {

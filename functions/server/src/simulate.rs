@@ -1,12 +1,9 @@
 //! `hookline simulate <platform> "<text>"`: sends a realistic webhook to a running server (or to
 //! one started in-process on the emulators) and prints the status and the bot's reply.
 
-use std::sync::Arc;
-
 use anyhow::{Context, bail};
 use hookline::clock::{Clock, SystemClock};
 use hookline::config::{Env, optional};
-use hookline::pipeline::Deps;
 use hookline_tailchat::emulator::EMULATOR_BOT_USER_ID;
 use hookline_tencent::emulator::{EMULATOR_BOT_ID, EMULATOR_SDKAPPID};
 use serde_json::{Value, json};
@@ -237,17 +234,7 @@ pub async fn run(
             let dir = tempfile::tempdir().context("cannot create a temporary store")?;
             let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
             let base = app::local_base(listener.local_addr()?);
-            let clock: hookline::clock::SharedClock = Arc::new(SystemClock);
-            let store = hookline::store::EmbeddedStore::open(
-                &dir.path().join("state.redb"),
-                clock.clone(),
-            )?;
-            let deps = Deps {
-                store: Arc::new(store),
-                clock,
-                bot: Arc::new(hookline::bot::DefaultBot),
-                http: hookline::http::HttpClient::new()?,
-            };
+            let deps = app::scratch_deps(dir.path()).map_err(anyhow::Error::msg)?;
             let app = app::build(env, deps, &base, true);
             tokio::spawn(hookline::runtime::serve_listener(
                 listener, app.router, false,
