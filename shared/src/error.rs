@@ -64,20 +64,36 @@ impl PlatformError {
         }
     }
 
-    /// The error of a request that got no answer. For an unsafe request a timeout means the
-    /// outcome is unknown (it may have been carried out), which must not be retried.
+    /// The error of a request that got no answer. Once an unsafe request may have reached the
+    /// server (a timeout, a reset, a body that broke off), its outcome is unknown: it may have
+    /// been carried out, and must not be retried or released. Only a request that never left
+    /// (the connection was refused) is plainly unavailable.
     pub fn no_answer(
         platform: &'static str,
         call: &'static str,
         error: &crate::http::HttpError,
         idempotence: crate::http::Idempotence,
     ) -> Self {
-        let kind = if error.timed_out && idempotence == crate::http::Idempotence::Unsafe {
+        let kind = if error.sent && idempotence == crate::http::Idempotence::Unsafe {
             PlatformErrorKind::OutcomeUnknown
         } else {
             PlatformErrorKind::Unavailable
         };
         Self::new(platform, call, kind, error.to_string())
+    }
+
+    /// The kind of an HTTP 429 or 5xx answer, by the one retry rule (DESIGN.md): 429 and 503
+    /// were not processed; any other 5xx may hide a processed request, so for a call the
+    /// platform does not deduplicate its outcome is unknown.
+    pub fn kind_of_status(status: u16, idempotence: crate::http::Idempotence) -> PlatformErrorKind {
+        match status {
+            429 => PlatformErrorKind::RateLimited,
+            503 => PlatformErrorKind::Unavailable,
+            500..=599 if idempotence == crate::http::Idempotence::Unsafe => {
+                PlatformErrorKind::OutcomeUnknown
+            }
+            _ => PlatformErrorKind::Unavailable,
+        }
     }
 
     /// Whether redelivering the webhook later could succeed.
@@ -233,16 +249,22 @@ mod tests {
     }
 
     #[test]
-    fn an_unsafe_request_that_timed_out_is_never_retried() {
+    fn an_unsafe_request_that_may_have_arrived_is_never_retried() {
         use crate::http::{HttpError, Idempotence};
         let timeout = HttpError {
             method: "POST".into(),
             url: "u".into(),
             reason: "timed out".into(),
             timed_out: true,
+            sent: true,
+        };
+        let reset = HttpError {
+            timed_out: false,
+            ..timeout.clone()
         };
         let refused = HttpError {
             timed_out: false,
+            sent: false,
             ..timeout.clone()
         };
         let kind = |e: &HttpError, i| PlatformError::no_answer("p", "c", e, i).kind;
@@ -253,6 +275,10 @@ mod tests {
         assert_eq!(
             kind(&timeout, Idempotence::Safe),
             PlatformErrorKind::Unavailable
+        );
+        assert_eq!(
+            kind(&reset, Idempotence::Unsafe),
+            PlatformErrorKind::OutcomeUnknown
         );
         assert_eq!(
             kind(&refused, Idempotence::Unsafe),
@@ -268,6 +294,19 @@ mod tests {
             .disposition(),
             Disposition::Drop
         );
+    }
+
+    #[test]
+    fn statuses_of_unsafe_calls_are_unknown_unless_provably_unprocessed() {
+        use crate::http::Idempotence::{Safe, Unsafe};
+        use PlatformErrorKind::{OutcomeUnknown, RateLimited, Unavailable};
+        let kind = PlatformError::kind_of_status;
+        assert_eq!(kind(429, Unsafe), RateLimited);
+        assert_eq!(kind(503, Unsafe), Unavailable);
+        for status in [500, 502, 504] {
+            assert_eq!(kind(status, Unsafe), OutcomeUnknown, "{status}");
+            assert_eq!(kind(status, Safe), Unavailable, "{status}");
+        }
     }
 
     #[test]

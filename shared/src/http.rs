@@ -1,15 +1,21 @@
 //! The one outbound HTTP client: reqwest with rustls, timeouts, a user agent, and bounded
 //! retries with jittered exponential backoff.
 //!
-//! What is retried depends on whether a repeat could duplicate a side effect:
-//! - [`Idempotence::Safe`] calls (logins, sends the platform deduplicates itself) are retried on
-//!   429, 5xx, timeouts and connection failures;
-//! - [`Idempotence::Unsafe`] calls (a chat message on a platform without dedup) are retried only
-//!   when the request provably was not processed: 429, or a failure to connect. A timeout or a
-//!   500 may hide a message that was posted, and a second copy is the double reply users must
+//! One rule for "did it go out?" (DESIGN.md, the pipeline's send step):
+//! - **not processed**: 429, 503, or a connection that failed before the request was written.
+//!   Retried for every call, with backoff, honouring `Retry-After` (delta-seconds or HTTP-date);
+//! - **maybe processed**: 500, 502, 504 and other 5xx, a timeout, a reset or a body-read error
+//!   after the request was written. Retried only for [`Idempotence::Safe`] calls (logins, and
+//!   sends the platform deduplicates itself); an [`Idempotence::Unsafe`] call (a chat message on
+//!   a platform without dedup) is never repeated: a second copy is the double reply users must
 //!   never see.
+//!
+//! The retry budget of one call ends at the policy's `max_elapsed` or at the invocation's
+//! deadline ([`with_deadline`]), whichever comes first: no attempt and no wait outlives it, and
+//! each attempt's timeout is cut to the time left.
 
-use std::time::{Duration, Instant};
+use std::future::Future;
+use std::time::{Duration, Instant, SystemTime};
 
 use bytes::Bytes;
 use rand::Rng;
@@ -72,6 +78,36 @@ pub struct HttpError {
     pub reason: String,
     /// Whether the failure was a timeout.
     pub timed_out: bool,
+    /// Whether the request may have reached the server: false only when the connection never
+    /// opened (or the request was never started), so nothing can have been processed.
+    pub sent: bool,
+}
+
+impl HttpError {
+    fn unsent(method: &str, url: &str, reason: impl Into<String>, timed_out: bool) -> Self {
+        Self {
+            method: method.to_owned(),
+            url: url.to_owned(),
+            reason: reason.into(),
+            timed_out,
+            sent: false,
+        }
+    }
+}
+
+tokio::task_local! {
+    static DEADLINE: Instant;
+}
+
+/// Runs `future` with every outbound call's retry budget ending at `deadline` (the Lambda
+/// invocation's deadline, less what the pipeline needs to record the outcome and answer).
+pub async fn with_deadline<F: Future>(deadline: Instant, future: F) -> F::Output {
+    DEADLINE.scope(deadline, future).await
+}
+
+/// The deadline set by [`with_deadline`] for the current task, if any.
+pub fn current_deadline() -> Option<Instant> {
+    DEADLINE.try_with(|d| *d).ok()
 }
 
 /// The shared outbound client. Cheap to clone.
@@ -79,6 +115,7 @@ pub struct HttpError {
 pub struct HttpClient {
     inner: reqwest::Client,
     policy: RetryPolicy,
+    timeout: Duration,
 }
 
 /// The user agent of every outbound request.
@@ -98,13 +135,19 @@ impl HttpClient {
             .timeout(timeout)
             .pool_idle_timeout(Duration::from_secs(60))
             .build()
-            .map_err(|e| HttpError {
-                method: "-".into(),
-                url: "-".into(),
-                reason: format!("cannot build the HTTP client: {}", e.without_url()),
-                timed_out: false,
+            .map_err(|e| {
+                HttpError::unsent(
+                    "-",
+                    "-",
+                    format!("cannot build the HTTP client: {}", e.without_url()),
+                    false,
+                )
             })?;
-        Ok(Self { inner, policy })
+        Ok(Self {
+            inner,
+            policy,
+            timeout,
+        })
     }
 
     /// POSTs a JSON body, retrying as `idempotence` allows. Any HTTP status is returned as a
@@ -116,11 +159,13 @@ impl HttpClient {
         body: &T,
         idempotence: Idempotence,
     ) -> Result<HttpResponse, HttpError> {
-        let bytes = serde_json::to_vec(body).map_err(|e| HttpError {
-            method: "POST".into(),
-            url: redact_url(url),
-            reason: format!("cannot encode the body: {e}"),
-            timed_out: false,
+        let bytes = serde_json::to_vec(body).map_err(|e| {
+            HttpError::unsent(
+                "POST",
+                &redact_url(url),
+                format!("cannot encode the body: {e}"),
+                false,
+            )
         })?;
         let request = self
             .inner
@@ -140,40 +185,54 @@ impl HttpClient {
         self.inner.request(method, url)
     }
 
-    /// Sends a prepared request with the retry policy.
+    /// Sends a prepared request with the retry policy, within the current deadline.
     pub async fn execute(
         &self,
         request: reqwest::RequestBuilder,
         idempotence: Idempotence,
     ) -> Result<HttpResponse, HttpError> {
         let started = Instant::now();
+        let mut end = started + self.policy.max_elapsed;
+        if let Some(deadline) = current_deadline() {
+            end = end.min(deadline);
+        }
         let mut attempt = 1;
         loop {
+            let left = end.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return Err(HttpError::unsent(
+                    "-",
+                    "-",
+                    "no time left before the invocation's deadline",
+                    true,
+                ));
+            }
             let Some(this) = request.try_clone() else {
                 // Streaming bodies cannot be repeated; send once.
-                return send_once(request).await.map(|(r, _)| r).map_err(|(e, _)| e);
+                let request = request.timeout(left.min(self.timeout));
+                return send_once(request).await.map(|(r, _)| r);
             };
-            let outcome = send_once(this).await;
+            let outcome = send_once(this.timeout(left.min(self.timeout))).await;
             let retry_in = match &outcome {
                 Ok((resp, headers)) => retry_delay_for_status(resp.status, headers, idempotence),
-                // A connection that never opened carried no request; anything later might have.
-                Err((_, connect)) => (idempotence == Idempotence::Safe || *connect).then_some(None),
+                // A request that never reached the server can always be repeated.
+                Err(e) => (idempotence == Idempotence::Safe || !e.sent).then_some(None),
             };
             let Some(hint) = retry_in else {
-                return outcome.map(|(r, _)| r).map_err(|(e, _)| e);
+                return outcome.map(|(r, _)| r);
             };
             let delay = self.backoff(attempt, hint);
             let out_of_budget = attempt >= self.policy.max_attempts
-                || started.elapsed() + delay > self.policy.max_elapsed
+                || Instant::now() + delay >= end
                 || hint.is_some_and(|h| h > self.policy.max_delay);
             if out_of_budget {
-                return outcome.map(|(r, _)| r).map_err(|(e, _)| e);
+                return outcome.map(|(r, _)| r);
             }
             match &outcome {
                 Ok((resp, _)) => {
                     tracing::warn!(status = %resp.status, attempt, ?delay, "retrying HTTP request")
                 }
-                Err((err, _)) => {
+                Err(err) => {
                     tracing::warn!(error = %err, attempt, ?delay, "retrying HTTP request")
                 }
             }
@@ -207,35 +266,52 @@ fn retry_delay_for_status(
     let retry_after = headers
         .get(RETRY_AFTER)
         .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.trim().parse::<u64>().ok())
-        .map(Duration::from_secs);
+        .and_then(|v| parse_retry_after(v, SystemTime::now()));
     match status {
-        // Throttled: the request was not processed, whatever the method.
-        StatusCode::TOO_MANY_REQUESTS => Some(retry_after),
+        // Throttled or unavailable: the request was not processed, whatever the method.
+        StatusCode::TOO_MANY_REQUESTS | StatusCode::SERVICE_UNAVAILABLE => Some(retry_after),
+        // Anything else may have been carried out: only a deduplicated call is repeated.
         s if s.is_server_error() && idempotence == Idempotence::Safe => Some(retry_after),
         _ => None,
     }
 }
 
+/// A `Retry-After` value: delta-seconds or an HTTP-date (RFC 9110 §10.2.3), as a wait from
+/// `now`. A date in the past means "now".
+pub fn parse_retry_after(value: &str, now: SystemTime) -> Option<Duration> {
+    let value = value.trim();
+    if let Ok(seconds) = value.parse::<u64>() {
+        return Some(Duration::from_secs(seconds));
+    }
+    let at = httpdate::parse_http_date(value).ok()?;
+    Some(at.duration_since(now).unwrap_or(Duration::ZERO))
+}
+
 async fn send_once(
     request: reqwest::RequestBuilder,
-) -> Result<(HttpResponse, HeaderMap), (HttpError, bool)> {
+) -> Result<(HttpResponse, HeaderMap), HttpError> {
     let (client, request) = request.build_split();
-    let request = request.map_err(|e| (describe(&e, "-", "-"), false))?;
+    let request = request.map_err(|e| HttpError {
+        sent: false,
+        ..describe(&e, "-", "-")
+    })?;
     let (method, url) = (
         request.method().to_string(),
         redact_url(request.url().as_str()),
     );
-    let response = client
-        .execute(request)
-        .await
-        .map_err(|e| (describe(&e, &method, &url), e.is_connect()))?;
+    let response = client.execute(request).await.map_err(|e| HttpError {
+        // A connection that never opened carried no request; anything later might have.
+        sent: !e.is_connect(),
+        ..describe(&e, &method, &url)
+    })?;
     let status = response.status();
     let headers = response.headers().clone();
+    // The status line arrived, so the server processed the request: a body that breaks off now
+    // is an unknown outcome (sent), never a reason to repeat an unsafe call.
     let body = response
         .bytes()
         .await
-        .map_err(|e| (describe(&e, &method, &url), false))?;
+        .map_err(|e| describe(&e, &method, &url))?;
     Ok((HttpResponse { status, body }, headers))
 }
 
@@ -258,6 +334,7 @@ fn describe(err: &reqwest::Error, method: &str, url: &str) -> HttpError {
         url: url.to_owned(),
         reason,
         timed_out: err.is_timeout(),
+        sent: true,
     }
 }
 
@@ -268,6 +345,7 @@ mod tests {
 
     use axum::Router;
     use axum::http::StatusCode as S;
+    use axum::response::IntoResponse;
     use axum::routing::post;
 
     use super::*;
@@ -320,25 +398,143 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn unsafe_calls_never_repeat_after_a_server_error() {
-        let (url, hits) = server(vec![500]).await;
-        let resp = fast()
-            .post_json(&url, HeaderMap::new(), &(), Idempotence::Unsafe)
-            .await
-            .unwrap();
-        assert_eq!(resp.status, S::INTERNAL_SERVER_ERROR);
-        assert_eq!(hits.load(Ordering::SeqCst), 1);
+    async fn unsafe_calls_never_repeat_an_answer_that_may_hide_a_processed_request() {
+        for status in [500, 502, 504] {
+            let (url, hits) = server(vec![status]).await;
+            let resp = fast()
+                .post_json(&url, HeaderMap::new(), &(), Idempotence::Unsafe)
+                .await
+                .unwrap();
+            assert_eq!(resp.status.as_u16(), status);
+            assert_eq!(hits.load(Ordering::SeqCst), 1, "HTTP {status}");
+        }
     }
 
     #[tokio::test]
-    async fn throttling_is_retried_even_for_unsafe_calls() {
-        let (url, hits) = server(vec![429]).await;
-        let resp = fast()
+    async fn throttling_and_unavailability_are_retried_even_for_unsafe_calls() {
+        for status in [429, 503] {
+            let (url, hits) = server(vec![status]).await;
+            let resp = fast()
+                .post_json(&url, HeaderMap::new(), &(), Idempotence::Unsafe)
+                .await
+                .unwrap();
+            assert_eq!(resp.status, S::OK, "HTTP {status}");
+            assert_eq!(hits.load(Ordering::SeqCst), 2, "HTTP {status}");
+        }
+    }
+
+    #[test]
+    fn retry_after_takes_delta_seconds_and_http_dates() {
+        // Sun, 06 Nov 1994 08:49:37 GMT
+        let now = SystemTime::UNIX_EPOCH + Duration::from_secs(784_111_777);
+        assert_eq!(parse_retry_after("3", now), Some(Duration::from_secs(3)));
+        assert_eq!(
+            parse_retry_after("Sun, 06 Nov 1994 08:49:39 GMT", now),
+            Some(Duration::from_secs(2))
+        );
+        assert_eq!(
+            parse_retry_after("Sun, 06 Nov 1994 08:49:30 GMT", now),
+            Some(Duration::ZERO),
+            "a date in the past means now"
+        );
+        assert_eq!(parse_retry_after("soon", now), None);
+    }
+
+    /// A loopback server answering 503 with `Retry-After: <HTTP-date 2 s ahead>`, then 200.
+    async fn dated_server() -> (String, Arc<AtomicUsize>) {
+        let hits = Arc::new(AtomicUsize::new(0));
+        let counter = Arc::clone(&hits);
+        let app = Router::new().route(
+            "/",
+            post(move || {
+                let n = counter.fetch_add(1, Ordering::SeqCst);
+                async move {
+                    let at = httpdate::fmt_http_date(SystemTime::now() + Duration::from_secs(2));
+                    if n == 0 {
+                        (S::SERVICE_UNAVAILABLE, [(RETRY_AFTER, at)]).into_response()
+                    } else {
+                        S::OK.into_response()
+                    }
+                }
+            }),
+        );
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(async move { axum::serve(listener, app).await });
+        (format!("http://{addr}/"), hits)
+    }
+
+    fn patient() -> HttpClient {
+        let policy = RetryPolicy {
+            max_delay: Duration::from_secs(3),
+            ..RetryPolicy::default()
+        };
+        HttpClient::with_policy(policy, Duration::from_secs(5)).unwrap()
+    }
+
+    #[tokio::test]
+    async fn an_http_date_retry_after_is_waited_for_then_the_call_is_delivered_once() {
+        let (url, hits) = dated_server().await;
+        let started = Instant::now();
+        let resp = patient()
             .post_json(&url, HeaderMap::new(), &(), Idempotence::Unsafe)
             .await
             .unwrap();
         assert_eq!(resp.status, S::OK);
         assert_eq!(hits.load(Ordering::SeqCst), 2);
+        // The date is at least one whole second ahead: far longer than the 100–200 ms backoff
+        // that ignoring it would give.
+        assert!(started.elapsed() >= Duration::from_millis(900));
+    }
+
+    #[tokio::test]
+    async fn no_retry_wait_outlives_the_deadline() {
+        let (url, hits) = dated_server().await;
+        let deadline = Instant::now() + Duration::from_millis(300);
+        let resp = with_deadline(
+            deadline,
+            patient().post_json(&url, HeaderMap::new(), &(), Idempotence::Unsafe),
+        )
+        .await
+        .unwrap();
+        assert_eq!(resp.status, S::SERVICE_UNAVAILABLE);
+        assert_eq!(
+            hits.load(Ordering::SeqCst),
+            1,
+            "the wait would pass the deadline"
+        );
+    }
+
+    #[tokio::test]
+    async fn an_attempt_is_cut_off_at_the_deadline() {
+        let app = Router::new().route(
+            "/",
+            post(|| async {
+                tokio::time::sleep(Duration::from_secs(30)).await;
+                S::OK
+            }),
+        );
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}/", listener.local_addr().unwrap());
+        tokio::spawn(async move { axum::serve(listener, app).await });
+        // The client's own timeout is 20 s; the deadline is 300 ms away.
+        let client =
+            HttpClient::with_policy(RetryPolicy::default(), Duration::from_secs(20)).unwrap();
+        let started = Instant::now();
+        let call = client.post_json(&url, HeaderMap::new(), &(), Idempotence::Safe);
+        let err = with_deadline(Instant::now() + Duration::from_millis(300), call)
+            .await
+            .unwrap_err();
+        assert!(err.timed_out, "{err}");
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "{:?}",
+            started.elapsed()
+        );
+        // Past the deadline nothing is even attempted.
+        let call = client.post_json(&url, HeaderMap::new(), &(), Idempotence::Safe);
+        let err = with_deadline(Instant::now(), call).await.unwrap_err();
+        assert!(!err.sent);
     }
 
     #[tokio::test]
@@ -356,5 +552,6 @@ mod tests {
         let text = err.to_string();
         assert!(!text.contains("SECRET123"), "{text}");
         assert!(text.contains("access_token=***"), "{text}");
+        assert!(!err.sent, "a refused connection carried no request");
     }
 }

@@ -22,6 +22,7 @@ pub mod idempotency;
 pub mod model;
 pub mod pipeline;
 pub mod redact;
+pub mod ring;
 pub mod runtime;
 pub mod secret;
 pub mod store;

@@ -73,11 +73,14 @@ pub trait Adapter: Send + Sync + 'static {
         request: &RawRequest,
     ) -> impl Future<Output = Result<Decoded<Inbound<Self::Context>>, HookError>> + Send;
 
-    /// Delivers the bot's replies through the platform's API.
+    /// Delivers the bot's replies through the platform's API, adding one to `delivered` for
+    /// every call that reached the chat, so that the pipeline never releases an event for a
+    /// redelivery once part of its answer is out.
     fn send(
         &self,
         inbound: &Inbound<Self::Context>,
         replies: &[Reply],
+        delivered: &mut usize,
     ) -> impl Future<Output = Result<(), HookError>> + Send;
 
     /// What to do with a failure after the claim. The default follows
@@ -195,11 +198,18 @@ impl<A: Adapter> Pipeline<A> {
     }
 
     /// Bot, send, complete (or release).
+    ///
+    /// The claim is released (and the error returned, so the platform redelivers) only while
+    /// nothing can have reached the chat. Once a reply went out, or may have, the event is never
+    /// released: a redelivery would post it again. From then on a failure is logged with the
+    /// event id and the platform gets its success answer, even when marking the event complete
+    /// fails (its claim then expires on its own).
     pub async fn process(
         &self,
         inbound: Inbound<A::Context>,
         key: crate::store::Key,
     ) -> Result<(), HookError> {
+        let mut delivered = 0;
         let result = async {
             let chat = ChatState::new(
                 self.deps.store.clone(),
@@ -208,49 +218,66 @@ impl<A: Adapter> Pipeline<A> {
                 &inbound.incoming,
             );
             let replies = self.deps.bot.handle(&inbound.incoming, &chat).await?;
-            self.adapter.send(&inbound, &replies).await?;
-            Ok::<_, HookError>(())
+            self.adapter.send(&inbound, &replies, &mut delivered).await
         }
         .await;
-        match result {
-            Ok(()) => Ok(self.idempotency.complete(&key).await?),
-            Err(err) => match self.adapter.disposition(&err) {
-                Disposition::Drop => {
-                    tracing::error!(
-                        platform = %self.adapter.platform(),
-                        event = %inbound.incoming.event_id,
-                        error = %err,
-                        "giving up on this event (retrying cannot help)"
-                    );
-                    self.idempotency.complete(&key).await?;
-                    Ok(())
+        let platform = self.adapter.platform();
+        let event = &inbound.incoming.event_id;
+        if let Err(err) = &result {
+            let disposition = match self.adapter.disposition(err) {
+                Disposition::Retry if delivered == 0 => Disposition::Retry,
+                // An earlier reply is out: a redelivery would repeat it.
+                _ => Disposition::Drop,
+            };
+            if disposition == Disposition::Retry {
+                if let Err(release) = self.idempotency.release(&key).await {
+                    // The claim expires on its own after the in-progress TTL.
+                    tracing::error!(%platform, %event, error = %release, "could not release the claim");
                 }
-                Disposition::Retry => {
-                    if let Err(release) = self.idempotency.release(&key).await {
-                        // The claim expires on its own after the in-progress TTL.
-                        tracing::error!(error = %release, "could not release the claim");
-                    }
-                    Err(err)
-                }
-            },
+                return result;
+            }
+            tracing::error!(
+                %platform,
+                %event,
+                error = %err,
+                delivered,
+                "giving up on this event (a retry cannot help, or could post a reply twice)"
+            );
         }
+        if let Err(complete) = self.idempotency.complete(&key).await {
+            // Whatever was sent is out; an error answer would invite a redelivery and a second
+            // reply. The claim keeps the event from being processed again until it expires.
+            tracing::error!(%platform, %event, error = %complete, "could not mark the event complete");
+        }
+        Ok(())
     }
 
-    /// The whole pipeline for one request.
+    /// The whole pipeline for one request. `deadline` (Unix ms) is the Lambda invocation's; the
+    /// outbound calls' retry budget ends [`DEADLINE_RESERVE`] before it.
     pub async fn handle(
         &self,
         request: RawRequest,
         deadline: Option<i64>,
     ) -> Result<Response, HookError> {
-        let ttl = deadline
-            .map(|d| Duration::from_millis(u64::try_from(d - request.now_ms).unwrap_or(0)))
-            .unwrap_or(DEFAULT_IN_PROGRESS_TTL);
+        let Some(deadline) = deadline else {
+            return self.run(request, DEFAULT_IN_PROGRESS_TTL).await;
+        };
+        let left = Duration::from_millis(u64::try_from(deadline - request.now_ms).unwrap_or(0));
+        let calls_end = std::time::Instant::now() + left.saturating_sub(DEADLINE_RESERVE);
+        crate::http::with_deadline(calls_end, self.run(request, left)).await
+    }
+
+    async fn run(&self, request: RawRequest, ttl: Duration) -> Result<Response, HookError> {
         if let Accepted::Claimed(inbound, key) = self.accept(&request, ttl).await? {
             self.process(inbound, key).await?;
         }
         Ok(self.adapter.ack())
     }
 }
+
+/// What an invocation keeps of its time for recording the outcome and answering: outbound
+/// calls stop this long before the Lambda deadline.
+pub const DEADLINE_RESERVE: Duration = Duration::from_secs(2);
 
 async fn handle<A: Adapter>(
     State(pipeline): State<Arc<Pipeline<A>>>,

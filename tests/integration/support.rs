@@ -199,6 +199,51 @@ impl StateStore for CountingStore {
     }
 }
 
+/// A store whose writes of a COMPLETED idempotency record fail (the store went down right
+/// after the reply was sent); everything else passes through.
+#[derive(Debug)]
+pub struct NoCompleteStore(pub SharedStore);
+
+#[async_trait]
+impl StateStore for NoCompleteStore {
+    async fn get(&self, key: &Key) -> Result<Option<Item>, StoreError> {
+        self.0.get(key).await
+    }
+    async fn put(&self, key: &Key, value: &str, expires_at: Option<i64>) -> Result<(), StoreError> {
+        if value.contains("COMPLETED") {
+            return Err(down());
+        }
+        self.0.put(key, value, expires_at).await
+    }
+    async fn put_if_absent(
+        &self,
+        key: &Key,
+        value: &str,
+        expires_at: Option<i64>,
+    ) -> Result<bool, StoreError> {
+        self.0.put_if_absent(key, value, expires_at).await
+    }
+    async fn delete(&self, key: &Key) -> Result<(), StoreError> {
+        self.0.delete(key).await
+    }
+    async fn add(
+        &self,
+        key: &Key,
+        delta: i64,
+        ceiling: i64,
+        expires_at: Option<i64>,
+    ) -> Result<Option<i64>, StoreError> {
+        self.0.add(key, delta, ceiling, expires_at).await
+    }
+    async fn query_prefix(
+        &self,
+        pk: &str,
+        sk_prefix: &str,
+    ) -> Result<Vec<(String, Item)>, StoreError> {
+        self.0.query_prefix(pk, sk_prefix).await
+    }
+}
+
 /// A store that is down.
 #[derive(Debug)]
 pub struct DownStore;

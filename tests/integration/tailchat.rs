@@ -285,14 +285,70 @@ async fn a_bot_outside_the_group_is_logged_and_not_retried() {
 }
 
 #[tokio::test]
-async fn a_transient_api_failure_releases_the_event_for_a_redelivery() {
+async fn a_503_is_retried_in_process_and_the_reply_delivered_once() {
     let h = harness().await;
     h.emu.fail_next_send(
-        StatusCode::BAD_GATEWAY,
-        json!({"name": "Error", "message": "upstream", "code": 502}),
+        StatusCode::SERVICE_UNAVAILABLE,
+        json!({"name": "Error", "message": "try later", "code": 503}),
     );
     let (status, _) = h.deliver(fixture("tailchat/message_group.json")).await;
+    assert_eq!(
+        status,
+        StatusCode::OK,
+        "Tailchat never redelivers: retry here"
+    );
+    assert_eq!(h.emu.sent().len(), 1);
+    assert_eq!(h.emu.send_attempts(), 2);
+}
+
+#[tokio::test]
+async fn an_answer_lost_after_the_message_was_posted_never_leads_to_a_second_post() {
+    for status in [500, 502, 504] {
+        let h = harness().await;
+        h.emu
+            .post_then_fail_next_send(StatusCode::from_u16(status).unwrap());
+        let body = fixture("tailchat/message_group.json");
+        assert_eq!(h.deliver(body.clone()).await.0, StatusCode::OK, "{status}");
+        // The event stays handled: a redelivery is a completed duplicate, not a second reply.
+        assert_eq!(h.deliver(body).await.0, StatusCode::OK, "{status}");
+        assert_eq!(h.emu.send_attempts(), 1, "{status}: not repeated");
+        assert_eq!(h.emu.sent().len(), 1, "{status}");
+    }
+}
+
+#[tokio::test]
+async fn a_sent_reply_is_acknowledged_even_when_marking_the_event_complete_fails() {
+    let clock: SharedClock = Arc::new(SystemClock);
+    let (inner, _dir) = support::embedded(clock.clone());
+    let emu = TailchatEmulator::new(APP_ID, APP_SECRET, BOT);
+    let base = emu.serve_on_loopback().await.expect("emulator");
+    let store: SharedStore = Arc::new(support::NoCompleteStore(inner));
+    let router = hookline_tailchat::router(config(base, APP_SECRET), support::deps(store, clock));
+    let body = fixture("tailchat/message_group.json");
+    let (status, _) = post(&router, &format!("token={TOKEN}"), body.clone()).await;
+    assert_eq!(
+        status,
+        StatusCode::OK,
+        "the reply is out: success, not a retry"
+    );
+    // The claim still holds the event: a redelivery meanwhile is not a second reply.
+    let (status, _) = post(&router, &format!("token={TOKEN}"), body).await;
+    assert_ne!(status, StatusCode::OK);
+    assert_eq!(emu.sent().len(), 1);
+}
+
+#[tokio::test]
+async fn an_unavailable_api_releases_the_event_for_a_redelivery() {
+    let h = harness().await;
+    for _ in 0..3 {
+        h.emu.fail_next_send(
+            StatusCode::SERVICE_UNAVAILABLE,
+            json!({"name": "Error", "message": "down", "code": 503}),
+        );
+    }
+    let (status, _) = h.deliver(fixture("tailchat/message_group.json")).await;
     assert_eq!(status, StatusCode::BAD_GATEWAY);
+    assert_eq!(h.emu.send_attempts(), 3, "retried in-process first");
     assert!(h.emu.sent().is_empty());
     assert_eq!(
         h.deliver(fixture("tailchat/message_group.json")).await.0,

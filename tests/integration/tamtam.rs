@@ -308,11 +308,13 @@ async fn five_concurrent_deliveries_send_one_reply_and_one_answer() {
 #[tokio::test]
 async fn only_transient_failures_get_a_non_200() {
     let h = harness().await;
-    // TamTam down: 503 → a redelivery can succeed, so ask for one.
-    h.emu.fail_next(
-        StatusCode::SERVICE_UNAVAILABLE,
-        json!({"code": "service.unavailable", "message": "try later"}),
-    );
+    // TamTam down: 503 → retried in-process; still down → a redelivery can succeed, so ask.
+    for _ in 0..3 {
+        h.emu.fail_next(
+            StatusCode::SERVICE_UNAVAILABLE,
+            json!({"code": "service.unavailable", "message": "try later"}),
+        );
+    }
     assert_eq!(
         h.deliver(fixture("tamtam/bot_added_group.json")).await,
         StatusCode::BAD_GATEWAY
@@ -372,4 +374,31 @@ async fn an_unreachable_store_is_the_one_reason_to_ask_for_a_redelivery() {
         );
     }
     assert!(emu.sent().is_empty());
+}
+
+#[tokio::test]
+async fn a_503_is_retried_in_process_instead_of_waiting_for_a_redelivery() {
+    let h = harness().await;
+    h.emu.fail_next(
+        StatusCode::SERVICE_UNAVAILABLE,
+        json!({"code": "service.unavailable", "message": "try later"}),
+    );
+    assert_eq!(
+        h.deliver(fixture("tamtam/bot_added_group.json")).await,
+        StatusCode::OK
+    );
+    assert_eq!(h.emu.sent().len(), 1);
+}
+
+#[tokio::test]
+async fn a_message_whose_answer_was_lost_is_not_posted_again() {
+    for status in [500, 502, 504] {
+        let h = harness().await;
+        h.emu
+            .post_then_fail_next(StatusCode::from_u16(status).unwrap());
+        let body = fixture("tamtam/bot_added_group.json");
+        assert_eq!(h.deliver(body.clone()).await, StatusCode::OK, "{status}");
+        assert_eq!(h.deliver(body).await, StatusCode::OK, "{status}");
+        assert_eq!(h.emu.sent().len(), 1, "{status}: posted once, never again");
+    }
 }

@@ -158,6 +158,20 @@ async fn c2_a_topic_mention_of_two_bots_is_answered_in_the_topic() {
 }
 
 #[tokio::test]
+async fn a_one_to_one_reply_whose_answer_was_lost_is_retried_and_deduplicated_by_tencent() {
+    let h = harness(Some("my_token")).await;
+    h.emu.post_then_fail_next_send();
+    let (status, body) = h
+        .post(C3_QUERY, fixture("tencent/c2c_message_signed.json"))
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    ok_body(&body);
+    assert_eq!(h.emu.attempts(), 2, "the ambiguous send is repeated");
+    // Same sender, MsgSeq, MsgRandom and content: Tencent keeps one message.
+    only_call(&h.emu, "sendmsg");
+}
+
+#[tokio::test]
 async fn c3_a_one_to_one_message_is_answered_with_sendmsg() {
     let h = harness(Some("my_token")).await;
     let (status, body) = h
@@ -169,7 +183,7 @@ async fn c3_a_one_to_one_message_is_answered_with_sendmsg() {
         only_call(&h.emu, "sendmsg"),
         json!({
             "SyncOtherMachine": 2, "From_Account": "@RBT#001", "To_Account": "jared",
-            "MsgRandom": 3_379_156_166_u32,
+            "MsgSeq": 165_946_339, "MsgRandom": 3_379_156_166_u32,
             "MsgBody": [{"MsgType": "TIMTextElem", "MsgContent": {"Text": "Your message: red packet"}}]
         })
     );

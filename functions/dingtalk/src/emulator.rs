@@ -12,6 +12,7 @@ use axum::extract::{Query, State};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use hookline::clock::SharedClock;
+use hookline::ring::Ring;
 use serde_json::{Value, json};
 
 use crate::sign::sign;
@@ -30,7 +31,7 @@ pub const EMULATOR_ROBOT_CODE: &str = "dinghooklineemulator";
 #[derive(Default)]
 struct Ledger {
     attempts: usize,
-    sent: Vec<Value>,
+    sent: Ring<Value>,
     robot_sends: VecDeque<i64>,
     banned_until: i64,
     failures: VecDeque<(i64, String)>,
@@ -95,7 +96,7 @@ impl DingTalkEmulator {
 
     /// Every accepted message: `{"via": "robot"|"session", "session"?, "at_ms", "body"}`.
     pub fn sent(&self) -> Vec<Value> {
-        self.ledger().sent.clone()
+        self.ledger().sent.to_vec()
     }
 
     /// Calls so far, refused ones included.

@@ -136,7 +136,12 @@ impl DingTalkAdapter {
             .map_err(|e| {
                 PlatformError::no_answer("dingtalk", "session_webhook", &e, Idempotence::Unsafe)
             })?;
-        robot_result("session_webhook", resp.status.as_u16(), &resp.body)
+        robot_result(
+            "session_webhook",
+            resp.status.as_u16(),
+            &resp.body,
+            Idempotence::Unsafe,
+        )
     }
 
     async fn via_robot(&self, ctx: &DingTalkContext, reply: &Reply) -> Result<(), HookError> {
@@ -216,12 +221,16 @@ impl Adapter for DingTalkAdapter {
         &self,
         inbound: &Inbound<DingTalkContext>,
         replies: &[Reply],
+        delivered: &mut usize,
     ) -> Result<(), HookError> {
         let ctx = &inbound.context;
         for reply in replies {
             if self.deps.clock.now_ms() < ctx.expires_at_ms {
                 match self.via_session(ctx, &reply_message(reply, ctx)).await {
-                    Ok(()) => continue,
+                    Ok(()) => {
+                        *delivered += 1;
+                        continue;
+                    }
                     // Expired early (DingTalk's word, not the field's): fall back below.
                     Err(e)
                         if e.kind == PlatformErrorKind::Rejected
@@ -233,6 +242,7 @@ impl Adapter for DingTalkAdapter {
                 }
             }
             self.via_robot(ctx, reply).await?;
+            *delivered += 1;
         }
         Ok(())
     }

@@ -148,14 +148,13 @@ pub(crate) fn robot_result(
     call: &'static str,
     status: u16,
     body: &[u8],
+    idempotence: Idempotence,
 ) -> Result<(), PlatformError> {
-    if status == 429 {
-        return Err(error(call, PlatformErrorKind::RateLimited, "HTTP 429"));
-    }
-    if status >= 500 {
+    if status == 429 || status >= 500 {
+        // 429/503: not processed. Other 5xx: a robot send (no dedup) may be posted.
         return Err(error(
             call,
-            PlatformErrorKind::Unavailable,
+            PlatformError::kind_of_status(status, idempotence),
             format!("HTTP {status}"),
         ));
     }
@@ -330,7 +329,7 @@ impl RobotSender {
                 answer["errmsg"].as_str().unwrap_or_default()
             ));
         }
-        match robot_result(CALL, resp.status.as_u16(), &resp.body) {
+        match robot_result(CALL, resp.status.as_u16(), &resp.body, Idempotence::Safe) {
             Ok(()) => Ok("DingTalk accepted the probe".into()),
             Err(e) if e.kind == PlatformErrorKind::Auth => Err(e.into()),
             Err(e) if e.kind == PlatformErrorKind::RateLimited => {
@@ -359,7 +358,12 @@ impl RobotSender {
             .map_err(|e| {
                 PlatformError::no_answer("dingtalk", "robot_send", &e, Idempotence::Unsafe)
             })?;
-        match robot_result("robot_send", resp.status.as_u16(), &resp.body) {
+        match robot_result(
+            "robot_send",
+            resp.status.as_u16(),
+            &resp.body,
+            Idempotence::Unsafe,
+        ) {
             Ok(()) => Ok(()),
             Err(e) => {
                 if e.kind == PlatformErrorKind::RateLimited {
@@ -594,8 +598,20 @@ mod tests {
 
     #[test]
     fn robot_errcodes_become_clear_errors() {
-        assert!(robot_result("x", 200, br#"{"errcode":0,"errmsg":"ok"}"#).is_ok());
-        let kind = |body: &[u8]| robot_result("x", 200, body).unwrap_err().kind;
+        assert!(
+            robot_result(
+                "x",
+                200,
+                br#"{"errcode":0,"errmsg":"ok"}"#,
+                Idempotence::Unsafe
+            )
+            .is_ok()
+        );
+        let kind = |body: &[u8]| {
+            robot_result("x", 200, body, Idempotence::Unsafe)
+                .unwrap_err()
+                .kind
+        };
         assert_eq!(
             kind(br#"{"errcode":130101,"errmsg":"send too fast"}"#),
             PlatformErrorKind::RateLimited
@@ -613,10 +629,15 @@ mod tests {
             PlatformErrorKind::Unavailable
         );
         assert!(
-            robot_result("x", 200, br#"{"errcode":310000,"errmsg":"sign not match"}"#)
-                .unwrap_err()
-                .detail
-                .contains("DINGTALK_WEBHOOK_SECRET")
+            robot_result(
+                "x",
+                200,
+                br#"{"errcode":310000,"errmsg":"sign not match"}"#,
+                Idempotence::Unsafe
+            )
+            .unwrap_err()
+            .detail
+            .contains("DINGTALK_WEBHOOK_SECRET")
         );
     }
 }

@@ -229,15 +229,13 @@ impl TailchatClient {
                         message.group_id.unwrap_or("(direct message)")
                     ),
                 ),
-                429 => (
-                    PlatformErrorKind::RateLimited,
-                    format!("HTTP 429: {}", body.message),
+                // 429/503: not processed, retried by the client and still failing. 500 (also how
+                // Tailchat reports a muted bot), 502, 504: the message may be posted; Tailchat has
+                // no dedup, so the outcome is unknown and the event is never redelivered.
+                429 | 500..=599 => (
+                    PlatformError::kind_of_status(status, Idempotence::Unsafe),
+                    format!("HTTP {status} {}: {}", body.name, body.message),
                 ),
-                502..=504 => (
-                    PlatformErrorKind::Unavailable,
-                    format!("HTTP {status}: {}", body.message),
-                ),
-                // 500 is how Tailchat reports a muted bot; 422 a bad request: neither heals.
                 _ => (
                     PlatformErrorKind::Rejected,
                     format!("HTTP {status} {}: {}", body.name, body.message),

@@ -19,6 +19,7 @@ use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use hmac::{Hmac, Mac};
 use hookline::clock::{Clock, SystemClock};
+use hookline::ring::Ring;
 use serde_json::{Value, json};
 use sha2::Sha256;
 
@@ -36,8 +37,10 @@ struct Ledger {
     logins: usize,
     send_attempts: usize,
     tokens: HashSet<String>,
-    sent: Vec<Value>,
+    sent: Ring<Value>,
     failures: VecDeque<(StatusCode, Value)>,
+    /// Sends to post and then answer with this status (an ambiguous failure).
+    post_then_fail: VecDeque<StatusCode>,
     denied_groups: HashSet<String>,
     issued: u64,
 }
@@ -126,12 +129,18 @@ impl TailchatEmulator {
 
     /// The bodies of every accepted `sendMessage`, in order.
     pub fn sent(&self) -> Vec<Value> {
-        self.ledger().sent.clone()
+        self.ledger().sent.to_vec()
     }
 
     /// Invalidates every JWT issued so far (as a server secret rotation would).
     pub fn revoke_tokens(&self) {
         self.ledger().tokens.clear();
+    }
+
+    /// Makes the next `sendMessage` post the message and then answer `status`, as a gateway
+    /// that lost the answer would.
+    pub fn post_then_fail_next_send(&self, status: StatusCode) {
+        self.ledger().post_then_fail.push_back(status);
     }
 
     /// Makes the next `sendMessage` fail with this status and body.
@@ -164,6 +173,11 @@ impl TailchatEmulator {
             "{header}.{claims}.{}",
             URL_SAFE_NO_PAD.encode(mac.finalize().into_bytes())
         );
+        // Expired tokens are refused anyway; forgetting them keeps the ledger bounded.
+        let now = SystemClock.now_ms();
+        ledger
+            .tokens
+            .retain(|t| jwt_expiry_ms(t).is_some_and(|exp| exp > now));
         ledger.tokens.insert(jwt.clone());
         jwt
     }
@@ -261,7 +275,10 @@ async fn send_message(
         "tailchat emulator: the bot sent a message"
     );
     ledger.sent.push(body.clone());
-    let id = format!("{:024x}", ledger.sent.len());
+    if let Some(status) = ledger.post_then_fail.pop_front() {
+        return moleculer_error(status, "Error", "upstream answer lost", None);
+    }
+    let id = format!("{:024x}", ledger.sent.total());
     Json(json!({"code": 200, "data": {
         "_id": id, "content": content, "author": emu.inner.bot_user_id,
         "groupId": body.get("groupId"), "converseId": converse_id, "reactions": [],

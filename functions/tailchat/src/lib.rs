@@ -93,6 +93,7 @@ impl Adapter for TailchatAdapter {
         &self,
         inbound: &Inbound<TailchatContext>,
         replies: &[Reply],
+        delivered: &mut usize,
     ) -> Result<(), HookError> {
         let ctx = &inbound.context;
         for reply in replies {
@@ -112,6 +113,7 @@ impl Adapter for TailchatAdapter {
                 },
             };
             self.client.send_message(&message).await?;
+            *delivered += 1;
         }
         Ok(())
     }

@@ -1,10 +1,11 @@
 //! `TamTamClient`: the Bot API with `access_token` and `v=` on every request, `{code, message}`
 //! errors turned into clear ones, and the bot's own identity (`GET /me`) cached.
 //!
-//! Retries: the shared client retries 429 (honouring `Retry-After`) for every call, and 5xx and
-//! timeouts for the calls a repeat cannot duplicate (`GET`, `PATCH /me`, subscriptions,
-//! `/answers`). `POST /messages` has no idempotency key on TamTam's side, so after a timeout or a
-//! 500 it is not repeated: a lost reply is logged, a doubled one would be seen by everyone.
+//! Retries: the shared client retries 429 and 503 (honouring `Retry-After`) for every call, and
+//! other 5xx and timeouts for the calls a repeat cannot duplicate (`GET`, `PATCH /me`,
+//! subscriptions, `/answers`). `POST /messages` has no idempotency key on TamTam's side, so after
+//! a timeout, a reset, a 500, 502 or 504 it is not repeated: a lost reply is logged, a doubled one
+//! would be seen by everyone.
 
 use std::time::Duration;
 
@@ -85,12 +86,12 @@ fn interpret(
             PlatformErrorKind::Rejected,
             "not found (a removed chat or message?)",
         ),
-        429 => (PlatformErrorKind::RateLimited, "throttled"),
-        // A 500 may come after the message was stored; a redelivery could post it twice.
-        500 if idempotence == Idempotence::Unsafe => {
-            (PlatformErrorKind::OutcomeUnknown, "TamTam failed mid-way")
-        }
-        500..=599 => (PlatformErrorKind::Unavailable, "TamTam failed"),
+        // 429/503 were not processed (and were retried). Any other 5xx may come after the
+        // message was stored; a redelivery could post it twice.
+        429 | 500..=599 => (
+            PlatformError::kind_of_status(status, idempotence),
+            "TamTam failed or throttled",
+        ),
         _ => (PlatformErrorKind::Rejected, "the request was refused"),
     };
     Err(error(

@@ -11,6 +11,7 @@ use axum::http::{Method, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{any, get};
 use axum::{Json, Router};
+use hookline::ring::Ring;
 use serde_json::{Value, json};
 
 /// The emulator's default bot token.
@@ -22,11 +23,13 @@ pub const EMULATOR_BOT_USERNAME: &str = "hookline_bot";
 
 #[derive(Default)]
 struct Ledger {
-    calls: Vec<Value>,
+    calls: Ring<Value>,
     attempts: usize,
     subscriptions: Vec<Value>,
     commands: Value,
     failures: VecDeque<(StatusCode, Value)>,
+    /// Calls to carry out and then answer with this status (an ambiguous failure).
+    post_then_fail: VecDeque<StatusCode>,
 }
 
 struct Inner {
@@ -114,7 +117,7 @@ impl TamTamEmulator {
 
     /// Every accepted call, in order.
     pub fn calls(&self) -> Vec<Value> {
-        self.ledger().calls.clone()
+        self.ledger().calls.to_vec()
     }
 
     /// API calls so far, refused ones included.
@@ -141,6 +144,12 @@ impl TamTamEmulator {
     /// The commands set with `PATCH /me`.
     pub fn commands(&self) -> Value {
         self.ledger().commands.clone()
+    }
+
+    /// Makes the next API call go through and then answer `status`, as a gateway that lost the
+    /// answer would.
+    pub fn post_then_fail_next(&self, status: StatusCode) {
+        self.ledger().post_then_fail.push_back(status);
     }
 
     /// Makes the next API call fail with this status and body.
@@ -223,7 +232,7 @@ async fn handle(
                 "tamtam emulator: the bot sent a message"
             );
             json!({"message": {"recipient": {"chat_id": chat_id, "chat_type": "chat"},
-                               "body": {"mid": format!("mid.{:032x}", ledger.calls.len() + 1), "seq": 1, "text": body["text"]}}})
+                               "body": {"mid": format!("mid.{:032x}", ledger.calls.total() + 1), "seq": 1, "text": body["text"]}}})
         }
         ("/answers", "POST") => {
             if query.get("callback_id").is_none_or(String::is_empty) {
@@ -259,5 +268,8 @@ async fn handle(
         }
     };
     ledger.calls.push(record);
+    if let Some(status) = ledger.post_then_fail.pop_front() {
+        return refuse(status, "internal.error", "upstream answer lost");
+    }
     Json(answer).into_response()
 }

@@ -142,6 +142,7 @@ impl Adapter for TamTamAdapter {
         &self,
         inbound: &Inbound<TamTamContext>,
         replies: &[Reply],
+        delivered: &mut usize,
     ) -> Result<(), HookError> {
         let ctx = &inbound.context;
         let mut answered = false;
@@ -152,6 +153,7 @@ impl Adapter for TamTamAdapter {
                         .answer(callback_id, &json!({"message": null, "notification": text}))
                         .await?;
                     answered = true;
+                    *delivered += 1;
                 }
                 continue;
             }
@@ -162,6 +164,7 @@ impl Adapter for TamTamAdapter {
             self.client
                 .send_message(chat_id, &new_message(reply, ctx.reply_to.as_deref()))
                 .await?;
+            *delivered += 1;
         }
         // An unanswered button press leaves the user's client spinning.
         if let (Some(callback_id), false) = (&ctx.callback_id, answered) {

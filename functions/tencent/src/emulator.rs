@@ -1,18 +1,23 @@
 //! A Tencent Cloud Chat REST emulator: `send_group_msg`, `openim/sendmsg`, `create_robot` and
 //! `add_group_member`, checking the query
 //! (`sdkappid`, `identifier`, `usersig` verified like the server, `random`) and answering with
-//! the real `ActionStatus`/`ErrorCode` envelope at HTTP 200. Like Tencent, it treats a message
-//! with the same `Random` to the same target within 5 minutes as the same message. Every
-//! accepted message is recorded and listed at `GET /sent`.
+//! the real `ActionStatus`/`ErrorCode` envelope at HTTP 200. Like Tencent, it treats a group
+//! message with the same `Random` to the same group within 5 minutes as the same message, and a
+//! one-to-one message with the same sender, `MsgSeq`, `MsgRandom` and content within 120 s as
+//! the same message (an absent `MsgSeq` is a random one, so never a duplicate). Every accepted
+//! message is recorded and listed at `GET /sent`.
 
 use std::collections::HashMap;
 use std::collections::VecDeque;
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use axum::extract::{Query, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use hookline::clock::SharedClock;
+use hookline::ring::Ring;
 use serde_json::{Value, json};
 
 use crate::usersig::{UserSigError, verify_usersig};
@@ -28,9 +33,12 @@ pub const EMULATOR_BOT_ID: &str = "@RBT#001";
 #[derive(Default)]
 struct Ledger {
     attempts: usize,
-    sent: Vec<Value>,
+    sent: Ring<Value>,
     usersigs: Vec<String>,
     seen_randoms: HashMap<(String, u64), i64>,
+    seen_c2c: HashMap<String, i64>,
+    /// Sends to accept, record, and then answer with HTTP 502 (an ambiguous failure).
+    ambiguous: usize,
     /// Chatbot accounts made with `create_robot`.
     robots: Vec<String>,
     failures: VecDeque<(i64, String)>,
@@ -58,8 +66,8 @@ impl std::fmt::Debug for TencentEmulator {
     }
 }
 
-fn fail(code: i64, info: &str) -> Json<Value> {
-    Json(json!({"ActionStatus": "FAIL", "ErrorInfo": info, "ErrorCode": code}))
+fn fail(code: i64, info: &str) -> Response {
+    Json(json!({"ActionStatus": "FAIL", "ErrorInfo": info, "ErrorCode": code})).into_response()
 }
 
 impl TencentEmulator {
@@ -117,7 +125,7 @@ impl TencentEmulator {
 
     /// Every accepted message: `{"api", "query", "body"}` (`query` without the UserSig).
     pub fn sent(&self) -> Vec<Value> {
-        self.ledger().sent.clone()
+        self.ledger().sent.to_vec()
     }
 
     /// Calls so far, refused ones included.
@@ -134,6 +142,12 @@ impl TencentEmulator {
     pub fn fail_next(&self, code: i64, info: &str) {
         self.ledger().failures.push_back((code, info.into()));
     }
+
+    /// Makes the next send go out and then answer HTTP 502, as a gateway that lost the answer
+    /// would: the message is posted, the caller cannot know it.
+    pub fn post_then_fail_next_send(&self) {
+        self.ledger().ambiguous += 1;
+    }
 }
 
 async fn handle(
@@ -141,7 +155,7 @@ async fn handle(
     Query(query): Query<HashMap<String, String>>,
     body: axum::body::Bytes,
     api: &'static str,
-) -> Json<Value> {
+) -> Response {
     let now = emu.inner.clock.now_s();
     let mut ledger = emu.ledger();
     ledger.attempts += 1;
@@ -206,7 +220,8 @@ async fn handle(
                 .collect();
             return Json(
                 json!({"ActionStatus": "OK", "ErrorInfo": "", "ErrorCode": 0, "ResultItem": results}),
-            );
+            )
+            .into_response();
         }
         "create_robot"
             if body["UserID"]
@@ -220,7 +235,8 @@ async fn handle(
             ledger
                 .sent
                 .push(json!({"api": api, "query": query, "body": body}));
-            return Json(json!({"ActionStatus": "OK", "ErrorInfo": "", "ErrorCode": 0}));
+            return Json(json!({"ActionStatus": "OK", "ErrorInfo": "", "ErrorCode": 0}))
+                .into_response();
         }
         "add_group_member" if body["GroupId"].is_string() && body["MemberList"].is_array() => {
             ledger
@@ -229,7 +245,8 @@ async fn handle(
             return Json(
                 json!({"ActionStatus": "OK", "ErrorInfo": "", "ErrorCode": 0,
                 "MemberList": [{"Member_Account": body["MemberList"][0]["Member_Account"], "Result": 1}]}),
-            );
+            )
+            .into_response();
         }
         "create_robot" | "add_group_member" => return fail(10004, "invalid parameters"),
         _ => {}
@@ -248,11 +265,33 @@ async fn handle(
     if body["MsgBody"].as_array().is_none_or(|b| b.is_empty()) {
         return fail(10004, "MsgBody is empty");
     }
-    // Same Random, same target, within 5 minutes: the same message.
-    let key = (target.to_owned(), random);
-    let duplicate = ledger.seen_randoms.get(&key).is_some_and(|t| now - t < 300);
+    let duplicate = if api == "send_group_msg" {
+        // Same Random, same group, within 5 minutes: the same message.
+        let key = (target.to_owned(), random);
+        let duplicate = ledger.seen_randoms.get(&key).is_some_and(|t| now - t < 300);
+        ledger.seen_randoms.retain(|_, t| now - *t < 300);
+        if !duplicate {
+            ledger.seen_randoms.insert(key, now);
+        }
+        duplicate
+    } else {
+        // Sender, MsgSeq, MsgRandom and content, within 120 s; no MsgSeq: a random one.
+        let seq = body["MsgSeq"]
+            .as_u64()
+            .unwrap_or_else(|| u64::from(rand::random::<u32>()));
+        let key = format!(
+            "{}\n{seq}\n{random}\n{}",
+            body["From_Account"].as_str().unwrap_or(&emu.inner.admin),
+            body["MsgBody"]
+        );
+        let duplicate = ledger.seen_c2c.get(&key).is_some_and(|t| now - t < 120);
+        ledger.seen_c2c.retain(|_, t| now - *t < 120);
+        if !duplicate {
+            ledger.seen_c2c.insert(key, now);
+        }
+        duplicate
+    };
     if !duplicate {
-        ledger.seen_randoms.insert(key, now);
         let query: HashMap<&String, &String> =
             query.iter().filter(|(k, _)| *k != "usersig").collect();
         tracing::info!(api, target, "tencent emulator: the bot sent a message");
@@ -260,8 +299,13 @@ async fn handle(
             .sent
             .push(json!({"api": api, "query": query, "body": body}));
     }
-    let seq = ledger.sent.len();
+    if ledger.ambiguous > 0 {
+        ledger.ambiguous -= 1;
+        return (StatusCode::BAD_GATEWAY, "upstream answer lost").into_response();
+    }
+    let seq = ledger.sent.total();
     Json(
         json!({"ActionStatus": "OK", "ErrorInfo": "", "ErrorCode": 0, "MsgTime": now, "MsgSeq": seq}),
     )
+    .into_response()
 }

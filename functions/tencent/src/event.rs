@@ -90,6 +90,11 @@ pub(crate) struct SendC2cMsg<'a> {
     pub from_account: &'a str,
     #[serde(rename = "To_Account")]
     pub to_account: &'a str,
+    /// Deterministic, like `MsgRandom`: Tencent's one-to-one dedup key is (sender, `MsgSeq`,
+    /// `MsgRandom`, CRC32 of the content) for 120 s, and an absent `MsgSeq` is filled with a
+    /// random one, which would make every retry a new message.
+    #[serde(rename = "MsgSeq")]
+    pub msg_seq: u32,
     #[serde(rename = "MsgRandom")]
     pub msg_random: u32,
     #[serde(rename = "MsgBody")]

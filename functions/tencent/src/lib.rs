@@ -43,8 +43,9 @@ use crate::event::{GroupAt, SendC2cMsg, SendGroupMsg, text_elem};
 pub const MAX_TEXT_BYTES: usize = 7_900;
 
 /// The `Random` of reply number `index` to an event: the first four bytes of a SHA-256 over the
-/// bot and the event's identity, so a redelivered event produces the same `Random` and Tencent
-/// drops the repeat (same `Random` within 5 minutes = same message).
+/// bot and the event's identity, so a retried reply carries the same `Random` and Tencent drops
+/// the repeat (groups: same `Random` within 5 minutes = same message; one-to-one: see
+/// [`message_seq`]).
 pub fn message_random(bot_id: &str, target: &Target, index: usize) -> u32 {
     let seed = match target {
         Target::Group {
@@ -52,6 +53,20 @@ pub fn message_random(bot_id: &str, target: &Target, index: usize) -> u32 {
         } => format!("{bot_id}\n{group_id}\n{msg_seq}\n{index}"),
         Target::C2c { msg_key, .. } => format!("{bot_id}\nc2c\n{msg_key}\n{index}"),
     };
+    first_u32(&seed)
+}
+
+/// The `MsgSeq` of one-to-one reply number `index`. Tencent deduplicates one-to-one messages
+/// on (sender, `MsgSeq`, `MsgRandom`, CRC32 of the content) for 120 s and fills an absent
+/// `MsgSeq` with a random one (cloud.tencent.com/document/product/269/2282, "单聊消息通过发送人
+/// ID，MsgSeq，MsgRandom，消息内容的 CRC32 校验和组成去重 Key，该 Key 的有效期是120秒"), so a
+/// deterministic `MsgSeq` is what makes an in-process retry of an ambiguous send safe. Our
+/// retries end within the invocation's deadline (seconds), well inside the 120 s.
+pub fn message_seq(bot_id: &str, msg_key: &str, index: usize) -> u32 {
+    first_u32(&format!("{bot_id}\nc2c-seq\n{msg_key}\n{index}"))
+}
+
+fn first_u32(seed: &str) -> u32 {
     let digest = Sha256::digest(seed.as_bytes());
     u32::from_be_bytes([digest[0], digest[1], digest[2], digest[3]])
 }
@@ -130,6 +145,7 @@ impl Adapter for TencentAdapter {
         &self,
         inbound: &Inbound<TencentContext>,
         replies: &[Reply],
+        delivered: &mut usize,
     ) -> Result<(), HookError> {
         let bot = self.config.bot_id.as_str();
         for (index, reply) in replies.iter().enumerate() {
@@ -161,18 +177,20 @@ impl Adapter for TencentAdapter {
                         )
                         .await?;
                 }
-                Target::C2c { user, .. } => {
+                Target::C2c { user, msg_key } => {
                     let text = fit(reply.to_plain_text());
                     let body = SendC2cMsg {
                         sync_other_machine: 2,
                         from_account: bot,
                         to_account: user,
+                        msg_seq: message_seq(bot, msg_key, index),
                         msg_random: random,
                         msg_body: vec![text_elem(&text)],
                     };
                     self.client.call("openim/sendmsg", "sendmsg", &body).await?;
                 }
             }
+            *delivered += 1;
         }
         Ok(())
     }
