@@ -141,8 +141,29 @@ pub struct SharedConfig {
     pub data_dir: PathBuf,
     /// `HOOKLINE_BIND`: the address `serve` listens on.
     pub bind: SocketAddr,
-    /// `HOOKLINE_TRUST_PROXY`: take the client address from `X-Forwarded-For`.
-    pub trust_proxy: bool,
+    /// `HOOKLINE_TRUST_PROXY` and `HOOKLINE_TRUSTED_PROXIES`: the peers whose
+    /// `X-Forwarded-For` `serve` believes (none unless `HOOKLINE_TRUST_PROXY=1`; then the CIDRs
+    /// listed, loopback by default). Never used under Lambda.
+    pub proxies: crate::runtime::TrustedProxies,
+}
+
+/// The default `HOOKLINE_TRUSTED_PROXIES`.
+pub const DEFAULT_TRUSTED_PROXIES: &str = "127.0.0.0/8,::1/128";
+
+/// A comma-separated list of CIDRs (a bare address is its own /32 or /128).
+pub fn cidrs(name: &'static str, list: &str) -> Result<Vec<ipnet::IpNet>, ConfigError> {
+    list.split(',')
+        .map(str::trim)
+        .filter(|c| !c.is_empty())
+        .map(|c| {
+            c.parse::<ipnet::IpNet>()
+                .or_else(|_| c.parse::<std::net::IpAddr>().map(ipnet::IpNet::from))
+                .map_err(|_| ConfigError::Invalid {
+                    name,
+                    reason: format!("{c:?} is not a CIDR such as 192.0.2.0/24"),
+                })
+        })
+        .collect()
 }
 
 /// The default `HOOKLINE_BIND`.
@@ -179,7 +200,16 @@ impl SharedConfig {
                     .parse()
                     .map_err(|_| ConfigError::Missing("HOOKLINE_BIND"))?,
             )?,
-            trust_proxy: flag(env, "HOOKLINE_TRUST_PROXY")?,
+            proxies: {
+                let listed = optional(env, "HOOKLINE_TRUSTED_PROXIES");
+                let list = listed.as_deref().unwrap_or(DEFAULT_TRUSTED_PROXIES);
+                let nets = cidrs("HOOKLINE_TRUSTED_PROXIES", list)?;
+                if flag(env, "HOOKLINE_TRUST_PROXY")? {
+                    crate::runtime::TrustedProxies(nets)
+                } else {
+                    crate::runtime::TrustedProxies::default()
+                }
+            },
         })
     }
 }
@@ -209,7 +239,20 @@ mod tests {
         assert_eq!(cfg.table, None);
         assert_eq!(cfg.bind.to_string(), DEFAULT_BIND);
         assert_eq!(cfg.data_dir, PathBuf::from("./.hookline"));
-        assert!(!cfg.trust_proxy);
+        assert!(cfg.proxies.0.is_empty());
+        let trusting: HashMap<&str, &str> = HashMap::from([("HOOKLINE_TRUST_PROXY", "1")]);
+        let cfg = SharedConfig::from_source(&trusting).unwrap();
+        assert_eq!(cfg.proxies.0.len(), 2, "loopback by default");
+        let bad: HashMap<&str, &str> = HashMap::from([
+            ("HOOKLINE_TRUST_PROXY", "1"),
+            ("HOOKLINE_TRUSTED_PROXIES", "10.0.0.0/8,nonsense"),
+        ]);
+        assert!(
+            SharedConfig::from_source(&bad)
+                .unwrap_err()
+                .to_string()
+                .starts_with("HOOKLINE_TRUSTED_PROXIES is invalid")
+        );
     }
 
     #[test]

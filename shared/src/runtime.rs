@@ -1,10 +1,11 @@
 //! The one runtime switch: `lambda_http::run` under Lambda (`AWS_LAMBDA_RUNTIME_API` set),
 //! `axum::serve` otherwise. Nothing else in the workspace imports `lambda_http`.
 //!
-//! Both paths hand the router the same request extensions: [`ClientIp`] (from
-//! `requestContext.http.sourceIp` under Lambda, the TCP peer under `serve`, the last
-//! `X-Forwarded-For` hop only with `HOOKLINE_TRUST_PROXY=1`) and, under Lambda, the invocation
-//! [`Deadline`].
+//! Both paths hand the router the same request extensions: [`ClientIp`] and, under Lambda, the
+//! invocation [`Deadline`]. The client address is `requestContext.http.sourceIp` under Lambda,
+//! never overridden by a header (anyone can send `X-Forwarded-For` to a Function URL); under
+//! `serve` it is the TCP peer, or the last `X-Forwarded-For` hop when that peer is one of the
+//! [`TrustedProxies`] (`HOOKLINE_TRUST_PROXY=1` with `HOOKLINE_TRUSTED_PROXIES`).
 
 use std::net::{IpAddr, SocketAddr};
 use std::time::Instant;
@@ -44,6 +45,24 @@ pub enum RuntimeError {
     Stopped(String),
 }
 
+/// The reverse proxies whose `X-Forwarded-For` is believed (empty: none).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct TrustedProxies(pub Vec<ipnet::IpNet>);
+
+impl TrustedProxies {
+    /// The client's address: the last `X-Forwarded-For` hop when `peer` is a trusted proxy that
+    /// sent one it could read, the peer itself otherwise.
+    pub fn client_ip(&self, peer: IpAddr, headers: &HeaderMap) -> IpAddr {
+        let peer = peer.to_canonical();
+        if self.0.iter().any(|net| net.contains(&peer)) {
+            if let Some(forwarded) = forwarded_for(headers) {
+                return forwarded;
+            }
+        }
+        peer
+    }
+}
+
 /// Whether this process runs inside AWS Lambda.
 pub fn is_lambda() -> bool {
     std::env::var_os("AWS_LAMBDA_RUNTIME_API").is_some()
@@ -66,29 +85,37 @@ pub fn forwarded_for(headers: &HeaderMap) -> Option<IpAddr> {
 pub async fn serve(
     router: Router,
     bind: SocketAddr,
-    trust_proxy: bool,
+    proxies: TrustedProxies,
 ) -> Result<(), RuntimeError> {
     if is_lambda() {
-        serve_lambda(router, trust_proxy).await
+        if !proxies.0.is_empty() {
+            tracing::warn!(
+                "HOOKLINE_TRUST_PROXY is ignored under Lambda: the source address is the Function \
+                 URL's sourceIp"
+            );
+        }
+        serve_lambda(router).await
     } else {
-        serve_local(router, bind, trust_proxy).await
+        serve_local(router, bind, proxies).await
+    }
+}
+
+/// The caller's address of a Function URL (payload 2.0) event: `requestContext.http.sourceIp`
+/// and nothing else.
+pub fn lambda_source_ip(request: &lambda_http::Request) -> Option<IpAddr> {
+    match request.request_context_ref() {
+        Some(RequestContext::ApiGatewayV2(ctx)) => {
+            ctx.http.source_ip.as_deref().and_then(|ip| ip.parse().ok())
+        }
+        _ => None,
     }
 }
 
 /// Runs under the Lambda runtime API.
-pub async fn serve_lambda(router: Router, trust_proxy: bool) -> Result<(), RuntimeError> {
+pub async fn serve_lambda(router: Router) -> Result<(), RuntimeError> {
     let service = ServiceBuilder::new()
         .map_request(move |mut request: lambda_http::Request| {
-            let source = match request.request_context_ref() {
-                Some(RequestContext::ApiGatewayV2(ctx)) => {
-                    ctx.http.source_ip.as_deref().and_then(|ip| ip.parse().ok())
-                }
-                _ => None,
-            };
-            let proxied = trust_proxy
-                .then(|| forwarded_for(request.headers()))
-                .flatten();
-            if let Some(ip) = proxied.or(source) {
+            if let Some(ip) = lambda_source_ip(&request) {
                 request.extensions_mut().insert(ClientIp(ip));
             }
             let deadline = request.lambda_context_ref().map(|c| c.deadline);
@@ -107,25 +134,26 @@ pub async fn serve_lambda(router: Router, trust_proxy: bool) -> Result<(), Runti
 pub async fn serve_local(
     router: Router,
     bind: SocketAddr,
-    trust_proxy: bool,
+    proxies: TrustedProxies,
 ) -> Result<(), RuntimeError> {
     let listener = tokio::net::TcpListener::bind(bind)
         .await
         .map_err(|source| RuntimeError::Bind { addr: bind, source })?;
-    serve_listener(listener, router, trust_proxy).await
+    serve_listener(listener, router, proxies).await
 }
 
 /// Serves on an already bound listener (tests and `simulate` bind port 0).
 pub async fn serve_listener(
     listener: tokio::net::TcpListener,
     router: Router,
-    trust_proxy: bool,
+    proxies: TrustedProxies,
 ) -> Result<(), RuntimeError> {
+    let proxies = std::sync::Arc::new(proxies);
     let app = instrument(router).layer(middleware::from_fn(
-        move |ConnectInfo(peer): ConnectInfo<SocketAddr>, mut request: Request, next: Next| async move {
-            let proxied = trust_proxy.then(|| forwarded_for(request.headers())).flatten();
-            request.extensions_mut().insert(ClientIp(proxied.unwrap_or(peer.ip())));
-            next.run(request).await
+        move |ConnectInfo(peer): ConnectInfo<SocketAddr>, mut request: Request, next: Next| {
+            let ip = proxies.client_ip(peer.ip(), request.headers());
+            request.extensions_mut().insert(ClientIp(ip));
+            next.run(request)
         },
     ));
     axum::serve(
@@ -222,6 +250,31 @@ async fn log_request(request: Request, next: Next) -> Response {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn forwarded_for_is_believed_only_from_a_trusted_proxy() {
+        let proxies = TrustedProxies(vec!["127.0.0.0/8".parse().unwrap()]);
+        let mut h = HeaderMap::new();
+        h.append("x-forwarded-for", "192.0.2.7".parse().unwrap());
+        let local: IpAddr = "127.0.0.1".parse().unwrap();
+        let stranger: IpAddr = "198.51.100.1".parse().unwrap();
+        assert_eq!(
+            proxies.client_ip(local, &h),
+            "192.0.2.7".parse::<IpAddr>().unwrap()
+        );
+        assert_eq!(
+            proxies.client_ip(stranger, &h),
+            stranger,
+            "not a proxy of ours"
+        );
+        let mapped: IpAddr = "::ffff:127.0.0.1".parse().unwrap();
+        assert_eq!(
+            proxies.client_ip(mapped, &h),
+            "192.0.2.7".parse::<IpAddr>().unwrap()
+        );
+        assert_eq!(TrustedProxies::default().client_ip(local, &h), local);
+        assert_eq!(proxies.client_ip(local, &HeaderMap::new()), local);
+    }
 
     #[test]
     fn forwarded_for_takes_only_the_last_hop() {

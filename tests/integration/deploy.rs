@@ -35,6 +35,12 @@ fn exempt(var: &str) -> bool {
         // The embedded store's folder and `serve`'s address: a deployed stack uses the table
         // and is served by Lambda.
         || matches!(var, "HOOKLINE_DATA_DIR" | "HOOKLINE_BIND")
+        // `serve`'s reverse-proxy settings: under Lambda the Function URL's sourceIp decides,
+        // and no header may override it.
+        || matches!(var, "HOOKLINE_TRUST_PROXY" | "HOOKLINE_TRUSTED_PROXIES")
+        // A deployed stack always authenticates Tencent callbacks: the template requires the
+        // token, so it never offers the opt-out.
+        || var == "TENCENT_ALLOW_UNSIGNED"
 }
 
 /// Read outside the configuration structs: `hookline::telemetry::init` (tracing's EnvFilter).

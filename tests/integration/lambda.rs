@@ -97,6 +97,24 @@ async fn tencent_callbacks_run_through_the_lambda_binary() {
         ("TENCENT_API_URL", api_url),
         ("RUST_LOG", "info".to_owned()),
     ];
+    // Without callback authentication the function refuses to start, naming the variable.
+    let refused = tokio::process::Command::new(workspace_bin("hookline-tencent"))
+        .env_clear()
+        .envs(env.iter().map(|(k, v)| (*k, v.as_str())))
+        .env("AWS_LAMBDA_RUNTIME_API", "127.0.0.1:9")
+        .env("HOOKLINE_DATA_DIR", dir.path())
+        .output()
+        .await
+        .expect("run hookline-tencent");
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    assert!(!refused.status.success());
+    assert!(
+        stderr.contains("TENCENT_CALLBACK_TOKEN") && stderr.contains("TENCENT_ALLOW_UNSIGNED"),
+        "{stderr}"
+    );
+    // The explicit opt-out runs, with a warning.
+    let mut env = env.to_vec();
+    env.push(("TENCENT_ALLOW_UNSIGNED", "1".to_owned()));
     let mut lambda = Lambda::start(&workspace_bin("hookline-tencent"), &env, dir.path()).await;
     let query = "SdkAppid=1400000000&CallbackCommand=Bot.OnGroupMessage&contenttype=json&ClientIP=198.51.100.20&OptPlatform=Web";
     let event = function_url_event(
@@ -127,6 +145,10 @@ async fn tencent_callbacks_run_through_the_lambda_binary() {
     assert_eq!(emu.sent().len(), 1);
     let log = std::fs::read_to_string(&lambda.log).expect("log");
     assert!(!log.contains(KEY), "the secret key reached the log");
+    assert!(
+        log.contains("TENCENT_ALLOW_UNSIGNED=1"),
+        "no warning: {log}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -143,6 +165,8 @@ async fn tamtam_updates_are_accepted_only_from_tamtams_subnets_under_lambda() {
         ),
         ("TAMTAM_API_URL", api_url),
         ("RUST_LOG", "info".to_owned()),
+        // Even when told to trust a proxy, a Function URL's caller cannot pick its address.
+        ("HOOKLINE_TRUST_PROXY", "1".to_owned()),
     ];
     let mut lambda = Lambda::start(&workspace_bin("hookline-tamtam"), &env, dir.path()).await;
     let query = "token=tamtam-callback-token-0123456789";
@@ -150,6 +174,14 @@ async fn tamtam_updates_are_accepted_only_from_tamtams_subnets_under_lambda() {
 
     let outside = function_url_event(query, &m1, "203.0.113.9");
     assert_eq!(lambda.invoke(outside).await["statusCode"], 403);
+    assert!(emu.sent().is_empty());
+    let spoofed = function_url_event_with_headers(
+        query,
+        &[("x-forwarded-for", "185.16.150.153")],
+        &m1,
+        "203.0.113.9",
+    );
+    assert_eq!(lambda.invoke(spoofed).await["statusCode"], 403);
     assert!(emu.sent().is_empty());
 
     let inside = function_url_event(query, &m1, "185.16.150.153");

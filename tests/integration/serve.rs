@@ -183,6 +183,7 @@ async fn setup_tencent(api_url: &str, key: &str, data: &std::path::Path) -> std:
         .env("TENCENT_SDKAPPID", "1400000000")
         .env("TENCENT_SECRET_KEY", key)
         .env("TENCENT_BOT_ID", "@RBT#001")
+        .env("TENCENT_CALLBACK_TOKEN", "a-callback-token-for-tests")
         .env("TENCENT_API_URL", api_url)
         .env_remove("HOOKLINE_TABLE")
         .env("HOOKLINE_DATA_DIR", data)
@@ -337,4 +338,36 @@ async fn setup_tamtam_subscribes_lists_removes_stale_and_publishes_commands() {
         .filter_map(|c| c["name"].as_str())
         .collect();
     assert_eq!(names, ["help", "remember", "notes", "forget", "buttons"]);
+}
+
+#[tokio::test]
+async fn beside_a_live_platform_no_emulator_is_mounted() {
+    let data = tempfile::tempdir().expect("tempdir");
+    let (mut serve, base) = start_serve(&[
+        ("HOOKLINE_DATA_DIR", data.path().display().to_string()),
+        ("TAMTAM_TOKEN", "a-live-tamtam-token".to_owned()),
+        (
+            "TAMTAM_CALLBACK_TOKEN",
+            "a-live-callback-token-0123".to_owned(),
+        ),
+        ("TAMTAM_API_URL", "http://127.0.0.1:9".to_owned()),
+    ])
+    .await;
+    for platform in ["tailchat", "tencent", "tamtam", "dingtalk"] {
+        let status = reqwest::get(format!("{base}/_emulator/{platform}/sent"))
+            .await
+            .expect("serve")
+            .status();
+        assert_eq!(status, reqwest::StatusCode::NOT_FOUND, "{platform}");
+    }
+    // The unconfigured platforms are off, not on an emulator with public credentials.
+    let status = reqwest::Client::new()
+        .post(format!("{base}/tailchat?token=emulator"))
+        .body("{}")
+        .send()
+        .await
+        .expect("serve")
+        .status();
+    assert_eq!(status, reqwest::StatusCode::NOT_FOUND);
+    serve.kill().await.expect("kill");
 }

@@ -244,7 +244,7 @@ async fn foreign_sources_and_wrong_tokens_are_rejected_and_touch_nothing() {
     assert_eq!((h.emu.attempts(), h.store.writes()), (0, 0));
 }
 
-async fn over_tcp(trust_proxy: bool) -> (TamTamEmulator, StatusCode) {
+async fn over_tcp(trusted: &[&str]) -> (TamTamEmulator, StatusCode) {
     let clock: SharedClock = Arc::new(SystemClock);
     let (store, _dir) = support::embedded(clock.clone());
     let emu = TamTamEmulator::new(BOT_TOKEN, 591_000_001, "helper_bot");
@@ -254,11 +254,10 @@ async fn over_tcp(trust_proxy: bool) -> (TamTamEmulator, StatusCode) {
         .await
         .expect("bind");
     let addr = listener.local_addr().expect("addr");
-    tokio::spawn(hookline::runtime::serve_listener(
-        listener,
-        router,
-        trust_proxy,
-    ));
+    let proxies = hookline::runtime::TrustedProxies(
+        trusted.iter().map(|c| c.parse().expect("cidr")).collect(),
+    );
+    tokio::spawn(hookline::runtime::serve_listener(listener, router, proxies));
     let status = reqwest::Client::new()
         .post(format!("http://{addr}/?token={CALLBACK_TOKEN}"))
         .header("x-forwarded-for", TAMTAM_IP)
@@ -274,10 +273,14 @@ async fn over_tcp(trust_proxy: bool) -> (TamTamEmulator, StatusCode) {
 #[tokio::test]
 async fn x_forwarded_for_is_ignored_unless_the_proxy_is_trusted() {
     // The TCP peer is 127.0.0.1; the header claims a TamTam address.
-    let (emu, status) = over_tcp(false).await;
+    let (emu, status) = over_tcp(&[]).await;
     assert_eq!(status, StatusCode::FORBIDDEN);
     assert_eq!(emu.attempts(), 0);
-    let (emu, status) = over_tcp(true).await;
+    // Trusting proxies, but not this peer: the header is anyone's word.
+    let (emu, status) = over_tcp(&["10.0.0.0/8"]).await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    assert_eq!(emu.attempts(), 0);
+    let (emu, status) = over_tcp(&["127.0.0.0/8"]).await;
     assert_eq!(status, StatusCode::OK);
     assert_eq!(emu.sent().len(), 1);
 }

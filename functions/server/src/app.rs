@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use axum::Router;
 use axum::routing::get;
-use hookline::config::{ConfigError, Env, optional};
+use hookline::config::{ConfigError, Env, flag, optional};
 use hookline::pipeline::Deps;
 use hookline::secret::Secret;
 use hookline_dingtalk::emulator::{
@@ -114,6 +114,37 @@ pub fn scratch_deps(dir: &std::path::Path) -> Result<Deps, String> {
     })
 }
 
+/// The variable whose presence takes each platform live (the rest of its configuration is then
+/// required).
+pub const LIVE_MARKERS: [&str; 4] = [
+    "TAILCHAT_URL",
+    "TENCENT_SDKAPPID",
+    "TAMTAM_TOKEN",
+    "DINGTALK_APP_SECRET",
+];
+
+/// Whether `serve` mounts the built-in emulators for unconfigured platforms. Their credentials
+/// are public, so they are a local toy: only while no platform is live and `serve` listens on
+/// loopback alone, unless `HOOKLINE_EMULATORS=1` asks for them anyway (`0` refuses them).
+pub fn emulators_wanted(env: &dyn Env, bind: SocketAddr) -> Result<bool, ConfigError> {
+    if optional(env, "HOOKLINE_EMULATORS").is_some() {
+        return flag(env, "HOOKLINE_EMULATORS");
+    }
+    let any_live = LIVE_MARKERS.iter().any(|v| optional(env, v).is_some());
+    Ok(!any_live && bind.ip().is_loopback())
+}
+
+/// How `build` treats platforms without live configuration.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Emulators {
+    /// Off: not mounted.
+    Off,
+    /// The emulator for each unconfigured platform.
+    ForUnconfigured,
+    /// The emulator for every platform, live credentials ignored (`simulate`).
+    ForAll,
+}
+
 /// One platform's part of the server, before mounting.
 struct Part {
     name: &'static str,
@@ -158,8 +189,8 @@ pub fn tailchat_token(env: &dyn Env) -> String {
     optional(env, "TAILCHAT_CALLBACK_TOKEN").unwrap_or_else(|| EMULATOR_TOKEN.to_owned())
 }
 
-fn tailchat(env: &dyn Env, deps: &Deps, base: &str, force_emulators: bool) -> Part {
-    let live = !force_emulators && optional(env, "TAILCHAT_URL").is_some();
+fn tailchat(env: &dyn Env, deps: &Deps, base: &str, emulators: Emulators) -> Part {
+    let live = emulators != Emulators::ForAll && optional(env, "TAILCHAT_URL").is_some();
     let shown = if live || optional(env, "TAILCHAT_CALLBACK_TOKEN").is_some() {
         "<TAILCHAT_CALLBACK_TOKEN>".to_owned()
     } else {
@@ -174,6 +205,9 @@ fn tailchat(env: &dyn Env, deps: &Deps, base: &str, force_emulators: bool) -> Pa
         emulator: None,
         flusher: None,
     };
+    if !live && emulators == Emulators::Off {
+        return part;
+    }
     let config = if live {
         TailchatConfig::from_source(env).map(|c| (c, Mode::Live))
     } else {
@@ -192,8 +226,8 @@ fn tailchat(env: &dyn Env, deps: &Deps, base: &str, force_emulators: bool) -> Pa
     part
 }
 
-fn tencent(env: &dyn Env, deps: &Deps, base: &str, force_emulators: bool) -> Part {
-    let live = !force_emulators && optional(env, "TENCENT_SDKAPPID").is_some();
+fn tencent(env: &dyn Env, deps: &Deps, base: &str, emulators: Emulators) -> Part {
+    let live = emulators != Emulators::ForAll && optional(env, "TENCENT_SDKAPPID").is_some();
     let mut part = Part {
         name: "tencent",
         live_vars: &TENCENT_VARS,
@@ -203,6 +237,9 @@ fn tencent(env: &dyn Env, deps: &Deps, base: &str, force_emulators: bool) -> Par
         emulator: None,
         flusher: None,
     };
+    if !live && emulators == Emulators::Off {
+        return part;
+    }
     let config = if live {
         TencentConfig::from_source(env).map(|c| (c, Mode::Live))
     } else {
@@ -234,8 +271,8 @@ pub fn tamtam_token(env: &dyn Env) -> String {
     optional(env, "TAMTAM_CALLBACK_TOKEN").unwrap_or_else(|| EMULATOR_TOKEN.to_owned())
 }
 
-fn tamtam(env: &dyn Env, deps: &Deps, base: &str, force_emulators: bool) -> Part {
-    let live = !force_emulators && optional(env, "TAMTAM_TOKEN").is_some();
+fn tamtam(env: &dyn Env, deps: &Deps, base: &str, emulators: Emulators) -> Part {
+    let live = emulators != Emulators::ForAll && optional(env, "TAMTAM_TOKEN").is_some();
     let shown = if live || optional(env, "TAMTAM_CALLBACK_TOKEN").is_some() {
         "<TAMTAM_CALLBACK_TOKEN>".to_owned()
     } else {
@@ -250,6 +287,9 @@ fn tamtam(env: &dyn Env, deps: &Deps, base: &str, force_emulators: bool) -> Part
         emulator: None,
         flusher: None,
     };
+    if !live && emulators == Emulators::Off {
+        return part;
+    }
     let config = if live {
         TamTamConfig::from_source(env).map(|c| (c, Mode::Live))
     } else {
@@ -275,8 +315,8 @@ fn tamtam(env: &dyn Env, deps: &Deps, base: &str, force_emulators: bool) -> Part
 /// The notify token of an emulated DingTalk when `DINGTALK_NOTIFY_TOKEN` is unset.
 pub const EMULATOR_NOTIFY_TOKEN: &str = "emulator-notify-token";
 
-fn dingtalk(env: &dyn Env, deps: &Deps, base: &str, force_emulators: bool) -> Part {
-    let live = !force_emulators && optional(env, "DINGTALK_APP_SECRET").is_some();
+fn dingtalk(env: &dyn Env, deps: &Deps, base: &str, emulators: Emulators) -> Part {
+    let live = emulators != Emulators::ForAll && optional(env, "DINGTALK_APP_SECRET").is_some();
     let mut part = Part {
         name: "dingtalk",
         live_vars: &DINGTALK_VARS,
@@ -286,6 +326,9 @@ fn dingtalk(env: &dyn Env, deps: &Deps, base: &str, force_emulators: bool) -> Pa
         emulator: None,
         flusher: None,
     };
+    if !live && emulators == Emulators::Off {
+        return part;
+    }
     let config = if live {
         DingTalkConfig::from_source(env).map(|c| (c, Mode::Live))
     } else {
@@ -332,17 +375,17 @@ pub fn dingtalk_notify_token(env: &dyn Env) -> String {
     optional(env, "DINGTALK_NOTIFY_TOKEN").unwrap_or_else(|| EMULATOR_NOTIFY_TOKEN.to_owned())
 }
 
-/// Builds the router. `force_emulators` ignores live credentials (used by `simulate`).
-pub fn build(env: &dyn Env, deps: Deps, base: &str, force_emulators: bool) -> App {
+/// Builds the router, with emulators as `emulators` says.
+pub fn build(env: &dyn Env, deps: Deps, base: &str, emulators: Emulators) -> App {
     let mut app = App {
         router: Router::new().route("/healthz", get(|| async { "ok" })),
         statuses: Vec::new(),
         flushers: Vec::new(),
     };
-    app.mount(tailchat(env, &deps, base, force_emulators));
-    app.mount(tencent(env, &deps, base, force_emulators));
-    app.mount(tamtam(env, &deps, base, force_emulators));
-    app.mount(dingtalk(env, &deps, base, force_emulators));
+    app.mount(tailchat(env, &deps, base, emulators));
+    app.mount(tencent(env, &deps, base, emulators));
+    app.mount(tamtam(env, &deps, base, emulators));
+    app.mount(dingtalk(env, &deps, base, emulators));
     app
 }
 
@@ -387,7 +430,12 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let deps = deps(&dir);
         let none: HashMap<&str, &str> = HashMap::new();
-        let app = build(&none, deps.clone(), "http://127.0.0.1:3000", false);
+        let app = build(
+            &none,
+            deps.clone(),
+            "http://127.0.0.1:3000",
+            Emulators::ForUnconfigured,
+        );
         assert_eq!(app.statuses[0].mode, Mode::Emulator);
         assert_eq!(
             app.statuses[0].webhook,
@@ -396,7 +444,12 @@ mod tests {
 
         let partial: HashMap<&str, &str> =
             HashMap::from([("TAILCHAT_URL", "https://chat.example.com")]);
-        let app = build(&partial, deps.clone(), "http://x", false);
+        let app = build(
+            &partial,
+            deps.clone(),
+            "http://x",
+            Emulators::ForUnconfigured,
+        );
         assert_eq!(
             app.statuses[0].mode,
             Mode::Missing(vec![
@@ -417,23 +470,71 @@ mod tests {
             ("TAILCHAT_APP_SECRET", "s"),
             ("TAILCHAT_CALLBACK_TOKEN", "a-long-enough-secret-token"),
         ]);
-        let app = build(&full, deps.clone(), "http://x", false);
+        let app = build(&full, deps.clone(), "http://x", Emulators::ForUnconfigured);
         assert_eq!(app.statuses[0].mode, Mode::Live);
         assert!(
             !app.statuses[0]
                 .to_string()
                 .contains("a-long-enough-secret-token")
         );
-        let forced = build(&full, deps.clone(), "http://x", true);
+        let forced = build(&full, deps.clone(), "http://x", Emulators::ForAll);
         assert_eq!(forced.statuses[0].mode, Mode::Emulator);
 
         assert_eq!(app.statuses[1].name, "tencent");
         assert_eq!(app.statuses[1].mode, Mode::Emulator);
         let tencent: HashMap<&str, &str> = HashMap::from([("TENCENT_SDKAPPID", "1400000000")]);
-        let app = build(&tencent, deps, "http://x", false);
+        let app = build(&tencent, deps, "http://x", Emulators::ForUnconfigured);
         assert_eq!(
             app.statuses[1].mode,
             Mode::Missing(vec!["TENCENT_SECRET_KEY", "TENCENT_BOT_ID"])
         );
+    }
+
+    #[test]
+    fn emulators_only_beside_nothing_live_on_loopback_unless_asked() {
+        let loopback: SocketAddr = "127.0.0.1:3000".parse().unwrap();
+        let public: SocketAddr = "0.0.0.0:3000".parse().unwrap();
+        let none: HashMap<&str, &str> = HashMap::new();
+        assert_eq!(emulators_wanted(&none, loopback), Ok(true));
+        assert_eq!(emulators_wanted(&none, public), Ok(false));
+        let live = HashMap::from([("TAMTAM_TOKEN", "t")]);
+        assert_eq!(emulators_wanted(&live, loopback), Ok(false));
+        let asked = HashMap::from([("TAMTAM_TOKEN", "t"), ("HOOKLINE_EMULATORS", "1")]);
+        assert_eq!(emulators_wanted(&asked, public), Ok(true));
+        let refused = HashMap::from([("HOOKLINE_EMULATORS", "0")]);
+        assert_eq!(emulators_wanted(&refused, loopback), Ok(false));
+
+        // Beside a live platform, nothing of the emulators is mounted.
+        let dir = tempfile::tempdir().unwrap();
+        let env = HashMap::from([
+            ("TAILCHAT_URL", "https://chat.example.com"),
+            ("TAILCHAT_APP_ID", "tc_1"),
+            ("TAILCHAT_APP_SECRET", "s"),
+            ("TAILCHAT_CALLBACK_TOKEN", "a-long-enough-secret-token"),
+        ]);
+        let app = build(&env, deps(&dir), "http://x", Emulators::Off);
+        assert_eq!(app.statuses[0].mode, Mode::Live);
+        for status in &app.statuses[1..] {
+            assert!(matches!(status.mode, Mode::Missing(_)), "{status}");
+        }
+    }
+
+    #[test]
+    fn a_live_tencent_without_callback_authentication_does_not_start() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut env: HashMap<&str, &str> = HashMap::from([
+            ("TENCENT_SDKAPPID", "1400000000"),
+            ("TENCENT_SECRET_KEY", "k"),
+            ("TENCENT_BOT_ID", "@RBT#001"),
+        ]);
+        let deps = deps(&dir);
+        let app = build(&env, deps.clone(), "http://x", Emulators::ForUnconfigured);
+        let Mode::Invalid(why) = &app.statuses[1].mode else {
+            panic!("{:?}", app.statuses[1].mode)
+        };
+        assert!(why.contains("TENCENT_CALLBACK_TOKEN") && why.contains("callback authentication"));
+        env.insert("TENCENT_ALLOW_UNSIGNED", "1");
+        let app = build(&env, deps, "http://x", Emulators::ForUnconfigured);
+        assert_eq!(app.statuses[1].mode, Mode::Live, "the explicit opt-out");
     }
 }

@@ -204,8 +204,8 @@ async fn tencent(env: &dyn Env, deps: &Deps, report: &mut Report) {
         report.add(
             NAME,
             Status::Warn,
-            "TENCENT_CALLBACK_TOKEN is not set: callbacks are checked by SdkAppid only; enable \
-             callback authentication in the console and set the token",
+            "TENCENT_ALLOW_UNSIGNED=1 and no TENCENT_CALLBACK_TOKEN: callbacks are checked by \
+             SdkAppid only; enable callback authentication in the console and set the token",
         );
     }
     let client = TencentClient::new(&config, deps);

@@ -139,13 +139,24 @@ async fn serve() -> anyhow::Result<()> {
         Some(table) => format!("DynamoDB table {table}"),
         None => format!("embedded {}", shared.data_dir.join("state.redb").display()),
     };
-    let app = app::build(&ProcessEnv, deps, &base, false);
+    let emulators = if app::emulators_wanted(&ProcessEnv, shared.bind)? {
+        app::Emulators::ForUnconfigured
+    } else {
+        app::Emulators::Off
+    };
+    let app = app::build(&ProcessEnv, deps, &base, emulators);
     eprintln!(
         "hookline {} on {base} (store: {store})",
         env!("CARGO_PKG_VERSION")
     );
     for status in &app.statuses {
         eprintln!("{status}");
+    }
+    if emulators == app::Emulators::Off {
+        eprintln!(
+            "  (no emulators: a platform is live or {} is not loopback; HOOKLINE_EMULATORS=1 adds them)",
+            shared.bind
+        );
     }
     // No timers under Lambda (the scheduled flush binary does it); here a loop flushes the
     // custom robots' queues as their budget returns.
@@ -165,7 +176,7 @@ async fn serve() -> anyhow::Result<()> {
         });
     }
     eprintln!("ready: GET {base}/healthz");
-    hookline::runtime::serve_local(app.router, shared.bind, shared.trust_proxy).await?;
+    hookline::runtime::serve_local(app.router, shared.bind, shared.proxies.clone()).await?;
     Ok(())
 }
 

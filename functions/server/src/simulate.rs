@@ -235,9 +235,11 @@ pub async fn run(
             let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
             let base = app::local_base(listener.local_addr()?);
             let deps = app::scratch_deps(dir.path()).map_err(anyhow::Error::msg)?;
-            let app = app::build(env, deps, &base, true);
+            let app = app::build(env, deps, &base, app::Emulators::ForAll);
             tokio::spawn(hookline::runtime::serve_listener(
-                listener, app.router, false,
+                listener,
+                app.router,
+                hookline::runtime::TrustedProxies::default(),
             ));
             _keep = Some(dir);
             base

@@ -12,6 +12,6 @@ async fn main() -> anyhow::Result<()> {
     let config = TailchatConfig::from_env()?;
     let deps = Deps::open(&shared).await.map_err(|e| anyhow::anyhow!(e))?;
     let router = hookline_tailchat::router(config, deps);
-    hookline::runtime::serve(router, shared.bind, shared.trust_proxy).await?;
+    hookline::runtime::serve(router, shared.bind, shared.proxies).await?;
     Ok(())
 }

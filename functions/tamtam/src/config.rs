@@ -38,17 +38,7 @@ pub struct TamTamConfig {
 
 /// Parses a comma-separated CIDR list.
 pub fn parse_subnets(name: &'static str, list: &str) -> Result<Vec<IpNet>, ConfigError> {
-    let nets = list
-        .split(',')
-        .map(str::trim)
-        .filter(|s| !s.is_empty())
-        .map(|s| {
-            s.parse::<IpNet>().map_err(|_| ConfigError::Invalid {
-                name,
-                reason: format!("{s:?} is not a CIDR such as 185.16.150.0/30"),
-            })
-        })
-        .collect::<Result<Vec<_>, _>>()?;
+    let nets = hookline::config::cidrs(name, list)?;
     if nets.is_empty() {
         return Err(ConfigError::Invalid {
             name,

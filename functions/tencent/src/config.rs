@@ -1,10 +1,20 @@
 //! `TencentConfig`: the variables of a Tencent Cloud Chat chatbot.
 
-use hookline::config::{ConfigError, Env, ProcessEnv, base_url, optional, required};
+use hookline::config::{ConfigError, Env, ProcessEnv, base_url, flag, optional, required};
 use hookline::secret::Secret;
 
 /// The required variables.
 pub const VARS: [&str; 3] = ["TENCENT_SDKAPPID", "TENCENT_SECRET_KEY", "TENCENT_BOT_ID"];
+
+/// The shortest accepted `TENCENT_CALLBACK_TOKEN` (the console takes 1 to 128 characters; a
+/// short one is guessable).
+pub const MIN_TOKEN_LEN: usize = 16;
+
+/// Why a live chatbot needs `TENCENT_CALLBACK_TOKEN`, and where to get it.
+pub const TOKEN_REQUIRED: &str = "required: without it anyone who knows the SdkAppid (it is in \
+every client app) can make the chatbot post into its groups and DMs. In the Chat console open \
+Callback Configuration, switch on callback authentication (回调鉴权), and set the same token here \
+(16 to 128 characters); or set TENCENT_ALLOW_UNSIGNED=1 to accept unsigned callbacks anyway";
 
 /// The default REST endpoint (mainland China data centre).
 pub const DEFAULT_API_URL: &str = "https://console.tim.qq.com";
@@ -22,8 +32,8 @@ pub struct TencentConfig {
     pub admin: String,
     /// `TENCENT_API_URL`: the data centre's REST domain (default `https://console.tim.qq.com`).
     pub api_url: String,
-    /// `TENCENT_CALLBACK_TOKEN`: the console's callback authentication token; when set, every
-    /// callback must carry a valid, fresh `Sign`.
+    /// `TENCENT_CALLBACK_TOKEN`: the console's callback authentication token; every callback
+    /// must carry a valid, fresh `Sign`. `None` only with `TENCENT_ALLOW_UNSIGNED=1`.
     pub callback_token: Option<Secret>,
 }
 
@@ -50,14 +60,26 @@ impl TencentConfig {
             });
         }
         let callback_token = optional(env, "TENCENT_CALLBACK_TOKEN").map(Secret::new);
-        if callback_token
-            .as_ref()
-            .is_some_and(|t| t.expose().len() > 128)
-        {
-            return Err(ConfigError::Invalid {
-                name: "TENCENT_CALLBACK_TOKEN",
-                reason: "the console accepts 1 to 128 characters".into(),
-            });
+        match &callback_token {
+            Some(t) if !(MIN_TOKEN_LEN..=128).contains(&t.expose().len()) => {
+                return Err(ConfigError::Invalid {
+                    name: "TENCENT_CALLBACK_TOKEN",
+                    reason: format!(
+                        "must be {MIN_TOKEN_LEN} to 128 characters (the console accepts up to 128)"
+                    ),
+                });
+            }
+            Some(_) => {}
+            None if flag(env, "TENCENT_ALLOW_UNSIGNED")? => tracing::warn!(
+                "TENCENT_ALLOW_UNSIGNED=1: callbacks are checked by SdkAppid only, and anyone who \
+                 knows it can drive the chatbot; set TENCENT_CALLBACK_TOKEN"
+            ),
+            None => {
+                return Err(ConfigError::Invalid {
+                    name: "TENCENT_CALLBACK_TOKEN",
+                    reason: TOKEN_REQUIRED.into(),
+                });
+            }
         }
         Ok(Self {
             sdkappid,
@@ -83,6 +105,10 @@ mod tests {
 
     fn full() -> HashMap<&'static str, &'static str> {
         HashMap::from([
+            (
+                "TENCENT_CALLBACK_TOKEN",
+                "a-callback-token-of-32-characters",
+            ),
             ("TENCENT_SDKAPPID", "1400000000"),
             (
                 "TENCENT_SECRET_KEY",
@@ -98,7 +124,29 @@ mod tests {
         assert_eq!(cfg.sdkappid, 1_400_000_000);
         assert_eq!(cfg.admin, "administrator");
         assert_eq!(cfg.api_url, "https://console.tim.qq.com");
-        assert!(cfg.callback_token.is_none());
+        assert!(cfg.callback_token.is_some());
+    }
+
+    #[test]
+    fn refuses_to_run_without_callback_authentication_unless_explicitly_allowed() {
+        let mut env = full();
+        env.remove("TENCENT_CALLBACK_TOKEN");
+        let err = TencentConfig::from_source(&env).unwrap_err().to_string();
+        assert!(
+            err.starts_with("TENCENT_CALLBACK_TOKEN is invalid: required"),
+            "{err}"
+        );
+        assert!(err.contains("callback authentication") && err.contains("TENCENT_ALLOW_UNSIGNED"));
+        env.insert("TENCENT_ALLOW_UNSIGNED", "1");
+        assert!(
+            TencentConfig::from_source(&env)
+                .unwrap()
+                .callback_token
+                .is_none()
+        );
+        let mut short = full();
+        short.insert("TENCENT_CALLBACK_TOKEN", "short");
+        assert!(TencentConfig::from_source(&short).is_err());
     }
 
     #[test]
