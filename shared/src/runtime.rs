@@ -54,10 +54,10 @@ impl TrustedProxies {
     /// sent one it could read, the peer itself otherwise.
     pub fn client_ip(&self, peer: IpAddr, headers: &HeaderMap) -> IpAddr {
         let peer = peer.to_canonical();
-        if self.0.iter().any(|net| net.contains(&peer)) {
-            if let Some(forwarded) = forwarded_for(headers) {
-                return forwarded;
-            }
+        if self.0.iter().any(|net| net.contains(&peer))
+            && let Some(forwarded) = forwarded_for(headers)
+        {
+            return forwarded;
         }
         peer
     }

@@ -6,6 +6,7 @@ mod dingtalk; // DingTalk fixtures, the notify endpoint, the sliding-window budg
 mod doctor; // hookline doctor against the emulators: credentials checked, nothing sent, no secret printed
 mod fake_lambda; // a fake Lambda Runtime API and a function process started against it
 mod lambda; // the hookline-tailchat binary driven through a fake Lambda Runtime API
+mod realworld; // the third-party corpus in ../shared/realworld through every router, signed afresh
 mod serve; // the hookline binary: serve, healthz, simulate --url
 mod store_contract; // the StateStore contract, on the embedded store and on DynamoDB (moto)
 mod support; // fixtures, loopback servers, store wrappers, dependency builders

@@ -276,7 +276,12 @@ async fn other_commands_other_bots_robots_and_garbage_send_nothing() {
     let (status, answer) = h.post(C2_QUERY, b"{not json".to_vec()).await;
     assert_eq!(status, StatusCode::BAD_REQUEST, "{answer}");
     assert_eq!(
-        h.post(C2_QUERY, br#"{"GroupId":"g"}"#.to_vec()).await.0,
+        h.post(
+            C2_QUERY,
+            br#"{"GroupId":"g","AtRobots_Account":["@RBT#001"]}"#.to_vec()
+        )
+        .await
+        .0,
         StatusCode::BAD_REQUEST
     );
     assert_eq!(h.emu.attempts(), 0);

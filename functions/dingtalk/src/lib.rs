@@ -202,12 +202,17 @@ impl Adapter for DingTalkAdapter {
                 ));
             }
         }
+        // Older enterprise robots, custom (outgoing) robots and DingTalk's own documentation
+        // sample send no robotCode; the signature is the authentication. A robotCode that is
+        // present and not ours is a callback for another robot signed with our secret.
         let body: RobotCodeOnly = serde_json::from_slice(&request.body)
             .map_err(|e| HookError::Malformed(format!("callback body: {e}")))?;
-        if body.robot_code.as_deref() != Some(self.config.robot_code.as_str()) {
-            return Err(HookError::Unauthenticated("robotCode is not ours"));
+        match body.robot_code.as_deref() {
+            Some(code) if code != self.config.robot_code => {
+                Err(HookError::Unauthenticated("robotCode is not ours"))
+            }
+            _ => Ok(()),
         }
-        Ok(())
     }
 
     async fn decode(

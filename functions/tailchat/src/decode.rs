@@ -35,13 +35,22 @@ pub(crate) enum Parsed {
     Other(String),
 }
 
-/// Parses the body. Unknown item types are not errors; a `message` item lacking its fields is.
+/// Parses the body, deciding on `type` first: anything but `message` (`dm.start`,
+/// `buttonCallback` of forks, future kinds, a body without a type) is acknowledged and ignored
+/// before any other field is required. A `message` item lacking its fields is malformed.
 pub(crate) fn parse_inbox_item(body: &[u8]) -> Result<Parsed, HookError> {
-    let item: InboxItem = serde_json::from_slice(body)
-        .map_err(|e| HookError::Malformed(format!("not a Tailchat inbox item: {e}")))?;
-    if item.kind != "message" {
-        return Ok(Parsed::Other(item.kind));
+    let value: serde_json::Value =
+        serde_json::from_slice(body).map_err(|e| HookError::Malformed(format!("not JSON: {e}")))?;
+    let Some(object) = value.as_object() else {
+        return Err(HookError::Malformed("not a Tailchat inbox item".into()));
+    };
+    match object.get("type").and_then(|t| t.as_str()) {
+        Some("message") => {}
+        Some(other) => return Ok(Parsed::Other(other.to_owned())),
+        None => return Ok(Parsed::Other("(none)".to_owned())),
     }
+    let item: InboxItem = serde_json::from_value(value)
+        .map_err(|e| HookError::Malformed(format!("not a Tailchat inbox item: {e}")))?;
     let payload: MessagePayload = serde_json::from_value(item.payload.clone())
         .map_err(|e| HookError::Malformed(format!("message payload: {e}")))?;
     Ok(Parsed::Message { item, payload })
@@ -135,10 +144,14 @@ mod tests {
         assert!(
             matches!(parse_inbox_item(other), Ok(Parsed::Other(k)) if k.starts_with("plugin:"))
         );
+        // Kinds of forks carry no userId: the type decides before any other field is needed.
+        let dm_start = br#"{"type":"dm.start","payload":{"botUserId":"b","converseId":"c"}}"#;
+        assert!(matches!(parse_inbox_item(dm_start), Ok(Parsed::Other(k)) if k == "dm.start"));
+        assert!(matches!(parse_inbox_item(b"{}"), Ok(Parsed::Other(_))));
         for bad in [
             &b"not json"[..],
             b"[]",
-            b"{}",
+            br#"{"type":"message"}"#,
             br#"{"userId":"x","type":"message","payload":{"converseId":"c"}}"#,
         ] {
             assert!(

@@ -6,13 +6,11 @@
 
 use serde::{Deserialize, Serialize};
 
-/// The callback body: one inbox item. `payload` depends on `type`.
+/// The callback body of `type` `message`: one inbox item (the type is read before this).
 #[derive(Debug, Deserialize)]
 pub(crate) struct InboxItem {
     #[serde(rename = "userId")]
     pub user_id: String,
-    #[serde(rename = "type")]
-    pub kind: String,
     #[serde(default)]
     pub payload: serde_json::Value,
     #[serde(rename = "createdAt", default)]

@@ -1,13 +1,15 @@
 //! Callback → neutral event (PLATFORMS.md §2.3, §2.4, §2.9).
 
 use std::borrow::Cow;
+
+use serde::Deserialize;
 use std::sync::LazyLock;
 
 use hookline::error::HookError;
 use hookline::model::{Decoded, Inbound, Incoming, IncomingKind, Platform};
 use regex::Regex;
 
-use crate::event::{C2C_MESSAGE, C2cMessage, GROUP_MESSAGE, GroupMessage, MsgElem};
+use crate::event::{C2C_MESSAGE, C2cMessage, GROUP_MESSAGE, GroupMessage, MsgElem, Routing};
 
 /// Where the reply goes.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -79,6 +81,17 @@ fn malformed(e: serde_json::Error) -> HookError {
     HookError::Malformed(format!("callback body: {e}"))
 }
 
+/// The body's routing fields, and the body: a JSON object, or malformed.
+fn routing(body: &[u8]) -> Result<(Routing, serde_json::Value), HookError> {
+    let value: serde_json::Value = serde_json::from_slice(body).map_err(malformed)?;
+    if !value.is_object() {
+        return Err(HookError::Malformed(
+            "callback body: not a JSON object".into(),
+        ));
+    }
+    Ok((Routing::deserialize(&value).map_err(malformed)?, value))
+}
+
 /// Decodes a callback whose query said `command`.
 pub(crate) fn decode_callback(
     command: Option<&str>,
@@ -90,13 +103,14 @@ pub(crate) fn decode_callback(
     match command {
         None => ignored("console URL probe"),
         Some(GROUP_MESSAGE) => {
-            let msg: GroupMessage = serde_json::from_slice(body).map_err(malformed)?;
-            if !msg.at_robots.iter().flatten().any(|r| r == bot_id) {
+            let (routing, value) = routing(body)?;
+            if !routing.at_robots.iter().flatten().any(|r| r == bot_id) {
                 return ignored("group message for another chatbot");
             }
-            if msg.from_account.starts_with("@RBT#") {
+            if routing.from_account.starts_with("@RBT#") {
                 return ignored("a chatbot's own message");
             }
+            let msg = GroupMessage::deserialize(&value).map_err(malformed)?;
             let text = strip_leading_mentions(&text_of(&msg.msg_body));
             let incoming = Incoming {
                 platform: Platform::Tencent,
@@ -122,13 +136,14 @@ pub(crate) fn decode_callback(
             }))
         }
         Some(C2C_MESSAGE) => {
-            let msg: C2cMessage = serde_json::from_slice(body).map_err(malformed)?;
-            if msg.to_account != bot_id {
+            let (routing, value) = routing(body)?;
+            if routing.to_account != bot_id {
                 return ignored("one-to-one message to another account");
             }
-            if msg.from_account.starts_with("@RBT#") {
+            if routing.from_account.starts_with("@RBT#") {
                 return ignored("a chatbot's own message");
             }
+            let msg = C2cMessage::deserialize(&value).map_err(malformed)?;
             let text = text_of(&msg.msg_body).trim().to_owned();
             let incoming = Incoming {
                 platform: Platform::Tencent,
@@ -219,13 +234,20 @@ mod tests {
         for bad in [
             &b"{"[..],
             b"[]",
-            br#"{"GroupId":"g"}"#,
-            br#"{"GroupId":"g","From_Account":"u","MsgSeq":-1}"#,
+            br#"{"GroupId":"g","AtRobots_Account":["@RBT#001"]}"#,
+            br#"{"GroupId":"g","From_Account":"u","MsgSeq":-1,"AtRobots_Account":["@RBT#001"]}"#,
         ] {
             assert!(matches!(
                 decode_callback(Some(GROUP_MESSAGE), bad, "@RBT#001", 0),
                 Err(HookError::Malformed(_))
             ));
         }
+        // Not ours: acknowledged however little else it carries (real hand-written fixtures
+        // omit MsgSeq).
+        let other = br#"{"GroupId":"g","AtRobots_Account":[]}"#;
+        assert!(matches!(
+            decode_callback(Some(GROUP_MESSAGE), other, "@RBT#001", 0),
+            Ok(Decoded::Ignored(_))
+        ));
     }
 }

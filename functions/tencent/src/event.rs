@@ -20,6 +20,18 @@ pub(crate) struct MsgElem {
     pub msg_content: serde_json::Value,
 }
 
+/// Who a chatbot callback is for and from: read before anything else is required, so that a
+/// callback that is not ours is acknowledged however little else it carries.
+#[derive(Debug, Deserialize)]
+pub(crate) struct Routing {
+    #[serde(rename = "From_Account", default)]
+    pub from_account: String,
+    #[serde(rename = "To_Account", default)]
+    pub to_account: String,
+    #[serde(rename = "AtRobots_Account", default)]
+    pub at_robots: Option<Vec<String>>,
+}
+
 /// `Bot.OnGroupMessage` body.
 #[derive(Debug, Deserialize)]
 pub(crate) struct GroupMessage {
@@ -33,8 +45,6 @@ pub(crate) struct GroupMessage {
     pub msg_time: Option<i64>,
     #[serde(rename = "MsgBody", default)]
     pub msg_body: Vec<MsgElem>,
-    #[serde(rename = "AtRobots_Account", default)]
-    pub at_robots: Option<Vec<String>>,
     #[serde(rename = "TopicId", default)]
     pub topic_id: Option<String>,
 }
@@ -44,8 +54,6 @@ pub(crate) struct GroupMessage {
 pub(crate) struct C2cMessage {
     #[serde(rename = "From_Account")]
     pub from_account: String,
-    #[serde(rename = "To_Account")]
-    pub to_account: String,
     #[serde(rename = "MsgKey")]
     pub msg_key: String,
     #[serde(rename = "MsgTime", default)]
