@@ -346,6 +346,59 @@ async fn an_expired_usersig_answer_regenerates_it_and_retries_once() {
 }
 
 #[tokio::test]
+async fn an_invalid_or_foreign_usersig_answer_regenerates_it_and_retries_once() {
+    for code in [70003, 70009] {
+        let h = harness(Some("my_token")).await;
+        h.emu.fail_next(code, "UserSig refused");
+        let (status, _) = h
+            .post(C1_QUERY, fixture("tencent/group_message_signed.json"))
+            .await;
+        assert_eq!(status, StatusCode::OK, "{code}");
+        assert_eq!(
+            (h.generated(), h.emu.attempts(), h.emu.sent().len()),
+            (2, 2, 1),
+            "{code}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_rotated_secret_key_is_used_at_once_whatever_the_store_holds() {
+    const NEW_KEY: &str = "0000000000000000000000000000000000000000000000000000000000000001";
+    let clock = Arc::new(ManualClock::new(NOW_MS));
+    let shared_clock: SharedClock = clock.clone();
+    let (store, _dir) = support::embedded(shared_clock.clone());
+    // Before the rotation: a reply signed with the old key, on this store.
+    let old = TencentEmulator::new(1_400_000_000, KEY, "administrator", clock.clone());
+    let old_url = old.serve_on_loopback().await.expect("emulator");
+    let router = hookline_tencent::router(
+        config(old_url, None),
+        support::deps(store.clone(), shared_clock.clone()),
+    );
+    let (status, _) = support::post(
+        &router,
+        C2_QUERY,
+        fixture("tencent/group_message_topic.json"),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    // After it: a new process with the new key on the same store, and Tencent knows only the
+    // new key. The first call must already carry a UserSig of the new key.
+    let new = TencentEmulator::new(1_400_000_000, NEW_KEY, "administrator", clock.clone());
+    let new_url = new.serve_on_loopback().await.expect("emulator");
+    let mut rotated = config(new_url, None);
+    rotated.secret_key = Secret::new(NEW_KEY);
+    let router = hookline_tencent::router(rotated, support::deps(store, shared_clock));
+    let mut next = fixture_json("tencent/group_message_topic.json");
+    next["MsgSeq"] = json!(5013);
+    let (status, _) = support::post(&router, C2_QUERY, next.to_string().into_bytes()).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!((new.attempts(), new.sent().len()), (1, 1));
+    let usersig = new.sent()[0]["query"].get("usersig").cloned();
+    assert_eq!(usersig, None, "the emulator never lists a UserSig");
+}
+
+#[tokio::test]
 async fn a_cached_usersig_close_to_expiry_is_regenerated() {
     let h = harness(None).await;
     assert_eq!(

@@ -1,7 +1,11 @@
 //! `TencentClient`: REST calls as the app admin, with a cached UserSig.
 //!
-//! The UserSig is generated locally (no network), cached in memory and in the store, valid for
-//! 7 days and regenerated once less than 2 days remain. Every answer is checked for
+//! The UserSig is generated locally (an HMAC-SHA256 and a deflate, a few microseconds: see
+//! `cargo bench -p hookline-tencent --bench usersig`), so it is kept in memory only: reading it
+//! from the store would cost more than making it (a DynamoDB round trip), and a stored one would
+//! outlive a `TENCENT_SECRET_KEY` rotation. It is valid for 7 days, regenerated once less than 2
+//! days remain, and dropped whenever Tencent refuses it (70001 expired, 70003 invalid, 70009
+//! signed with another key) before the one retry. Every answer is checked for
 //! `ActionStatus`/`ErrorCode` (HTTP is 200 even on failure). Sends are idempotent on Tencent's
 //! side (the same `Random` within 5 minutes is the same message), so 5xx, timeouts and
 //! `ErrorCode -1` are retried.
@@ -10,12 +14,11 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use hookline::clock::SharedClock;
-use hookline::credential::{Credential, CredentialCache};
+use hookline::credential::Credential;
 use hookline::error::{HookError, PlatformError, PlatformErrorKind};
 use hookline::http::{HttpClient, Idempotence};
 use hookline::pipeline::Deps;
 use hookline::secret::Secret;
-use hookline::store::Key;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
@@ -30,13 +33,9 @@ pub const USERSIG_TTL: Duration = Duration::from_secs(7 * 24 * 3600);
 /// Regenerate once less than this remains.
 pub const USERSIG_REFRESH_BEFORE: Duration = Duration::from_secs(2 * 24 * 3600);
 
-/// Where the admin UserSig of an app is cached in the store.
-pub fn usersig_key(sdkappid: u64, admin: &str) -> Key {
-    Key::new(
-        format!("tencent#{sdkappid}#cred"),
-        format!("usersig#{admin}"),
-    )
-}
+/// `ErrorCode`s that mean "this UserSig is refused": expired, invalid, or signed with another
+/// key. The cached one is dropped and a fresh one tried once.
+pub const USERSIG_REFUSED: [i64; 3] = [70001, 70003, 70009];
 
 /// The REST client of one app.
 #[derive(Debug)]
@@ -47,7 +46,7 @@ pub struct TencentClient {
     admin: String,
     secret_key: Secret,
     clock: SharedClock,
-    usersig: CredentialCache<String>,
+    usersig: std::sync::Mutex<Option<Credential<Secret>>>,
     generated: AtomicUsize,
 }
 
@@ -106,12 +105,7 @@ impl TencentClient {
             admin: config.admin.clone(),
             secret_key: config.secret_key.clone(),
             clock: deps.clock.clone(),
-            usersig: CredentialCache::new(
-                deps.store.clone(),
-                usersig_key(config.sdkappid, &config.admin),
-                deps.clock.clone(),
-                USERSIG_REFRESH_BEFORE,
-            ),
+            usersig: std::sync::Mutex::new(None),
             generated: AtomicUsize::new(0),
         }
     }
@@ -122,19 +116,43 @@ impl TencentClient {
     }
 
     /// The admin's UserSig, generated when there is none or it is close to expiry.
-    pub async fn usersig(&self) -> Result<String, HookError> {
-        self.usersig
-            .get_or_fetch(|| async {
-                self.generated.fetch_add(1, Ordering::SeqCst);
-                let now = self.clock.now_s();
-                let ttl = i64::try_from(USERSIG_TTL.as_secs()).unwrap_or(i64::MAX);
-                tracing::info!(sdkappid = self.sdkappid, admin = %self.admin, "generated a UserSig");
-                Ok::<_, HookError>(Credential {
-                    value: gen_usersig(self.sdkappid, self.secret_key.expose(), &self.admin, ttl, now),
-                    expires_at_ms: (now + ttl).saturating_mul(1000),
-                })
-            })
-            .await
+    pub fn usersig(&self) -> Secret {
+        let mut cached = self.usersig.lock().unwrap_or_else(|p| p.into_inner());
+        let now_ms = self.clock.now_ms();
+        let refresh = hookline::clock::millis(USERSIG_REFRESH_BEFORE);
+        if let Some(c) = cached
+            .as_ref()
+            .filter(|c| c.expires_at_ms - now_ms > refresh)
+        {
+            return c.value.clone();
+        }
+        self.generated.fetch_add(1, Ordering::SeqCst);
+        let now = self.clock.now_s();
+        let ttl = i64::try_from(USERSIG_TTL.as_secs()).unwrap_or(i64::MAX);
+        tracing::info!(sdkappid = self.sdkappid, admin = %self.admin, "generated a UserSig");
+        let fresh = Credential {
+            value: Secret::new(gen_usersig(
+                self.sdkappid,
+                self.secret_key.expose(),
+                &self.admin,
+                ttl,
+                now,
+            )),
+            expires_at_ms: (now + ttl).saturating_mul(1000),
+        };
+        *cached = Some(fresh.clone());
+        fresh.value
+    }
+
+    /// Forgets `stale`, a UserSig Tencent refused, unless a newer one replaced it.
+    fn invalidate_usersig(&self, stale: &Secret) {
+        let mut cached = self.usersig.lock().unwrap_or_else(|p| p.into_inner());
+        if cached
+            .as_ref()
+            .is_some_and(|c| c.value.expose() == stale.expose())
+        {
+            *cached = None;
+        }
     }
 
     fn url(&self, path: &str, usersig: &str) -> String {
@@ -214,11 +232,11 @@ impl TencentClient {
         let mut regenerated = false;
         let mut busy = 0u32;
         loop {
-            let usersig = self.usersig().await?;
+            let usersig = self.usersig();
             let resp = self
                 .http
                 .post_json(
-                    &self.url(path, &usersig),
+                    &self.url(path, usersig.expose()),
                     Default::default(),
                     body,
                     Idempotence::Safe,
@@ -250,9 +268,9 @@ impl TencentClient {
                 return Ok(answer);
             }
             let code = result.error_code;
-            if code == 70001 && !regenerated {
-                tracing::warn!("Tencent says the UserSig expired; regenerating it");
-                self.usersig.invalidate(&usersig).await?;
+            if USERSIG_REFUSED.contains(&code) && !regenerated {
+                tracing::warn!(code, "Tencent refused the UserSig; regenerating it");
+                self.invalidate_usersig(&usersig);
                 regenerated = true;
                 continue;
             }
