@@ -346,6 +346,20 @@ async fn an_expired_usersig_answer_regenerates_it_and_retries_once() {
 }
 
 #[tokio::test]
+async fn the_clients_debug_output_hides_the_usersig() {
+    let h = harness(Some("my_token")).await;
+    let (status, _) = h
+        .post(C1_QUERY, fixture("tencent/group_message_signed.json"))
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    let client = h.pipeline.adapter().client();
+    let usersig = client.usersig();
+    let shown = format!("{client:?}");
+    assert!(!shown.contains(usersig.expose()), "{shown}");
+    assert!(!shown.contains(KEY), "{shown}");
+}
+
+#[tokio::test]
 async fn an_invalid_or_foreign_usersig_answer_regenerates_it_and_retries_once() {
     for code in [70003, 70009] {
         let h = harness(Some("my_token")).await;

@@ -26,13 +26,22 @@ const PLATFORM: &str = "tailchat";
 /// Refresh the JWT once less than this remains.
 pub const REFRESH_BEFORE: Duration = Duration::from_secs(24 * 3600);
 
-/// A logged-in bot: the JWT for `X-Token`, and the bot's own user id.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+/// A logged-in bot: the JWT for `X-Token`, and the bot's own user id. `Debug` hides the JWT.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct BotSession {
     /// The JWT.
     pub jwt: String,
     /// The bot user's id (`data.userId` of the login answer).
     pub user_id: String,
+}
+
+impl std::fmt::Debug for BotSession {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("BotSession")
+            .field("jwt", &"***")
+            .field("user_id", &self.user_id)
+            .finish()
+    }
 }
 
 /// The login token: lowercase hex MD5 of `appId ‖ appSecret` (PLATFORMS.md §1.3, §6.5).
@@ -268,6 +277,17 @@ mod tests {
             ),
             "e1d7f84548372c9c5f06e8a306089405"
         );
+    }
+
+    #[test]
+    fn debug_output_hides_the_jwt() {
+        let session = BotSession {
+            jwt: "eyJhbGciOiJIUzI1NiJ9.SECRETCLAIMS.sig".into(),
+            user_id: "6552f3a0c3b1e2a9d4f01234".into(),
+        };
+        let shown = format!("{session:?} {:?}", Some(&session));
+        assert!(!shown.contains("SECRETCLAIMS"), "{shown}");
+        assert!(shown.contains("6552f3a0c3b1e2a9d4f01234"));
     }
 
     #[test]

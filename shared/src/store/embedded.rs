@@ -3,12 +3,18 @@
 //! redb serialises write transactions, so read-check-write inside one transaction is atomic,
 //! which is all `put_if_absent` and `add` need. redb is synchronous; every operation runs on the
 //! blocking pool so a commit's fsync never stalls the async workers.
+//!
+//! The file holds cached credentials and chats' notes: it is created `0600` in a folder created
+//! `0700`. Expired items are invisible at once and deleted by a sweep at open and then at most
+//! every [`SWEEP_EVERY_S`] seconds, run by the write that finds it due, so the file does not grow
+//! with every event ever claimed.
 
 use std::path::Path;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicI64, Ordering};
 
 use async_trait::async_trait;
-use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
+use redb::{Database, ReadableDatabase, ReadableTable, ReadableTableMetadata, TableDefinition};
 use serde::{Deserialize, Serialize};
 
 use super::{Item, Key, StateStore, StoreError, is_live};
@@ -23,11 +29,15 @@ struct Record {
     e: Option<i64>,
 }
 
+/// How often, at most, expired items are deleted (seconds).
+pub const SWEEP_EVERY_S: i64 = 600;
+
 /// The embedded (redb) store.
 #[derive(Clone)]
 pub struct EmbeddedStore {
     db: Arc<Database>,
     clock: SharedClock,
+    last_sweep: Arc<AtomicI64>,
 }
 
 impl std::fmt::Debug for EmbeddedStore {
@@ -59,18 +69,57 @@ impl EmbeddedStore {
     /// Opens (creating if needed) the database file and its folder.
     pub fn open(path: &Path, clock: SharedClock) -> Result<Self, StoreError> {
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-            std::fs::create_dir_all(dir)
+            create_private_dir(dir)
                 .map_err(|e| unavailable(format!("cannot create {}: {e}", dir.display())))?;
         }
-        let db = Database::create(path)
-            .map_err(|e| unavailable(format!("cannot open {}: {e}", path.display())))?;
+        create_private_file(path)
+            .map_err(|e| unavailable(format!("cannot create {}: {e}", path.display())))?;
+        let db = Database::create(path).map_err(|e| match e {
+            redb::DatabaseError::DatabaseAlreadyOpen => unavailable(format!(
+                "{} is in use by another process (a running `hookline serve`?)",
+                path.display()
+            )),
+            e => unavailable(format!("cannot open {}: {e}", path.display())),
+        })?;
         let txn = db.begin_write().map_err(unavailable)?;
         txn.open_table(ITEMS).map_err(unavailable)?;
         txn.commit().map_err(unavailable)?;
+        let now = clock.now_s();
+        sweep(&db, now)?;
         Ok(Self {
             db: Arc::new(db),
             clock,
+            last_sweep: Arc::new(AtomicI64::new(now)),
         })
+    }
+
+    /// Deletes every expired item now; returns how many.
+    pub async fn sweep_expired(&self) -> Result<usize, StoreError> {
+        self.blocking(sweep).await
+    }
+
+    /// Runs a write, then the sweep when one is due (at most one caller takes it).
+    async fn write<T, F>(&self, f: F) -> Result<T, StoreError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Database, i64) -> Result<T, StoreError> + Send + 'static,
+    {
+        let last_sweep = Arc::clone(&self.last_sweep);
+        self.blocking(move |db, now| {
+            let out = f(db, now)?;
+            let last = last_sweep.load(Ordering::Relaxed);
+            if now - last >= SWEEP_EVERY_S
+                && last_sweep
+                    .compare_exchange(last, now, Ordering::AcqRel, Ordering::Relaxed)
+                    .is_ok()
+                && let Err(e) = sweep(db, now)
+            {
+                // The write itself succeeded; a failed sweep is retried at the next one due.
+                tracing::warn!(error = %e, "could not delete expired items");
+            }
+            Ok(out)
+        })
+        .await
     }
 
     async fn blocking<T, F>(&self, f: F) -> Result<T, StoreError>
@@ -84,6 +133,59 @@ impl EmbeddedStore {
             .await
             .map_err(unavailable)?
     }
+}
+
+/// Deletes the expired items in one write transaction.
+fn sweep(db: &Database, now: i64) -> Result<usize, StoreError> {
+    let txn = db.begin_write().map_err(unavailable)?;
+    let removed = usize::try_from({
+        let mut table = txn.open_table(ITEMS).map_err(unavailable)?;
+        let before = table.len().map_err(unavailable)?;
+        // Unreadable records are kept: a sweep must never destroy what it cannot judge.
+        table
+            .retain(|_, value| {
+                serde_json::from_slice::<Record>(value).map_or(true, |r| is_live(r.e, now))
+            })
+            .map_err(unavailable)?;
+        before - table.len().map_err(unavailable)?
+    })
+    .unwrap_or(usize::MAX);
+    txn.commit().map_err(unavailable)?;
+    Ok(removed)
+}
+
+#[cfg(unix)]
+fn create_private_dir(dir: &Path) -> std::io::Result<()> {
+    use std::os::unix::fs::DirBuilderExt;
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir)
+}
+
+#[cfg(not(unix))]
+fn create_private_dir(dir: &Path) -> std::io::Result<()> {
+    std::fs::create_dir_all(dir)
+}
+
+/// Creates the file readable and writable by its owner only; an existing file is left as it is.
+#[cfg(unix)]
+fn create_private_file(path: &Path) -> std::io::Result<()> {
+    use std::os::unix::fs::OpenOptionsExt;
+    match std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)
+    {
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
+        other => other.map(drop),
+    }
+}
+
+#[cfg(not(unix))]
+fn create_private_file(_: &Path) -> std::io::Result<()> {
+    Ok(())
 }
 
 /// Reads the live record at `key` inside a write transaction's table.
@@ -123,7 +225,7 @@ impl StateStore for EmbeddedStore {
 
     async fn put(&self, key: &Key, value: &str, expires_at: Option<i64>) -> Result<(), StoreError> {
         let (key, bytes) = (key.clone(), encode(value, expires_at)?);
-        self.blocking(move |db, _| {
+        self.write(move |db, _| {
             let txn = db.begin_write().map_err(unavailable)?;
             {
                 let mut table = txn.open_table(ITEMS).map_err(unavailable)?;
@@ -143,7 +245,7 @@ impl StateStore for EmbeddedStore {
         expires_at: Option<i64>,
     ) -> Result<bool, StoreError> {
         let (key, bytes) = (key.clone(), encode(value, expires_at)?);
-        self.blocking(move |db, now| {
+        self.write(move |db, now| {
             let txn = db.begin_write().map_err(unavailable)?;
             let written = {
                 let mut table = txn.open_table(ITEMS).map_err(unavailable)?;
@@ -167,7 +269,7 @@ impl StateStore for EmbeddedStore {
 
     async fn delete(&self, key: &Key) -> Result<(), StoreError> {
         let key = key.clone();
-        self.blocking(move |db, _| {
+        self.write(move |db, _| {
             let txn = db.begin_write().map_err(unavailable)?;
             {
                 let mut table = txn.open_table(ITEMS).map_err(unavailable)?;
@@ -188,7 +290,7 @@ impl StateStore for EmbeddedStore {
         expires_at: Option<i64>,
     ) -> Result<Option<i64>, StoreError> {
         let key = key.clone();
-        self.blocking(move |db, now| {
+        self.write(move |db, now| {
             let txn = db.begin_write().map_err(unavailable)?;
             let result = {
                 let mut table = txn.open_table(ITEMS).map_err(unavailable)?;
@@ -255,5 +357,69 @@ impl StateStore for EmbeddedStore {
             Ok(out)
         })
         .await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+    use crate::clock::{Clock, ManualClock};
+
+    fn store(dir: &Path) -> (EmbeddedStore, Arc<ManualClock>) {
+        let clock = Arc::new(ManualClock::new(1_700_000_000_000));
+        let store = EmbeddedStore::open(&dir.join("data/state.redb"), clock.clone()).unwrap();
+        (store, clock)
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn the_file_and_its_folder_are_private() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let _store = store(dir.path());
+        let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode(&dir.path().join("data")), 0o700);
+        assert_eq!(mode(&dir.path().join("data/state.redb")), 0o600);
+    }
+
+    #[tokio::test]
+    async fn expired_items_are_deleted_not_just_hidden() {
+        let dir = tempfile::tempdir().unwrap();
+        let (store, clock) = store(dir.path());
+        let soon = clock.now_s() + 10;
+        for i in 0..3 {
+            let key = Key::new("p", format!("evt{i}"));
+            store.put(&key, "x", Some(soon)).await.unwrap();
+        }
+        store.put(&Key::new("p", "keep"), "x", None).await.unwrap();
+        clock.advance(Duration::from_secs(11));
+        assert_eq!(store.sweep_expired().await.unwrap(), 3);
+        assert_eq!(store.sweep_expired().await.unwrap(), 0);
+        assert!(store.get(&Key::new("p", "keep")).await.unwrap().is_some());
+
+        // Without anyone asking: the first write after SWEEP_EVERY_S sweeps.
+        let soon = clock.now_s() + 10;
+        store
+            .put(&Key::new("p", "old"), "x", Some(soon))
+            .await
+            .unwrap();
+        clock.advance(Duration::from_secs(
+            u64::try_from(SWEEP_EVERY_S).unwrap() + 1,
+        ));
+        store.put(&Key::new("p", "new"), "x", None).await.unwrap();
+        assert_eq!(store.sweep_expired().await.unwrap(), 0, "already swept");
+    }
+
+    #[test]
+    fn a_second_process_is_told_who_holds_the_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let (_held, clock) = store(dir.path());
+        let err = EmbeddedStore::open(&dir.path().join("data/state.redb"), clock).unwrap_err();
+        assert!(
+            err.to_string().contains("in use by another process"),
+            "{err}"
+        );
     }
 }
