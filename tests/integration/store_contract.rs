@@ -74,8 +74,6 @@ contract!(
     put_get_and_delete_round_trip,
     put_if_absent_has_exactly_one_winner_among_racing_tasks,
     expired_items_are_absent_everywhere_and_can_be_replaced,
-    counters_stop_at_the_ceiling_even_when_racing,
-    counters_restart_after_expiry_and_keep_their_expiry_while_live,
     prefix_queries_stay_in_one_partition_in_sort_order,
 );
 
@@ -174,91 +172,6 @@ async fn expired_items_are_absent_everywhere_and_can_be_replaced(
     assert_eq!(
         store.get(&key).await.unwrap().expect("replaced").value,
         "reborn"
-    );
-}
-
-async fn counters_stop_at_the_ceiling_even_when_racing(
-    store: SharedStore,
-    clock: Arc<ManualClock>,
-) {
-    let key = Key::new("dingtalk#robot#budget", "minute");
-    let expires = Some(clock.now_s() + 60);
-    assert_eq!(store.add(&key, 5, 20, expires).await.unwrap(), Some(5));
-    assert_eq!(
-        store.add(&key, 16, 20, expires).await.unwrap(),
-        None,
-        "5 + 16 > 20"
-    );
-    assert_eq!(
-        store.get(&key).await.unwrap().expect("counter").value,
-        "5",
-        "a refused add changes nothing"
-    );
-    let mut tasks = Vec::new();
-    for _ in 0..30 {
-        let (store, key) = (store.clone(), key.clone());
-        tasks.push(tokio::spawn(async move {
-            store.add(&key, 1, 20, expires).await
-        }));
-    }
-    let mut granted = Vec::new();
-    for t in tasks {
-        if let Some(n) = t.await.unwrap().unwrap() {
-            granted.push(n);
-        }
-    }
-    granted.sort_unstable();
-    assert_eq!(
-        granted,
-        (6..=20).collect::<Vec<_>>(),
-        "each slot granted exactly once"
-    );
-    assert_eq!(store.get(&key).await.unwrap().expect("counter").value, "20");
-    assert_eq!(store.add(&key, 1, 20, expires).await.unwrap(), None);
-    assert_eq!(store.add(&key, 0, 20, expires).await.unwrap(), Some(20));
-    assert_eq!(
-        store
-            .add(&key, 21, 20, Some(clock.now_s() + 60))
-            .await
-            .unwrap(),
-        None
-    );
-}
-
-async fn counters_restart_after_expiry_and_keep_their_expiry_while_live(
-    store: SharedStore,
-    clock: Arc<ManualClock>,
-) {
-    let key = Key::new("dingtalk#robot#budget", "window");
-    let first_expiry = clock.now_s() + 60;
-    assert_eq!(
-        store.add(&key, 3, 20, Some(first_expiry)).await.unwrap(),
-        Some(3)
-    );
-    clock.advance(Duration::from_secs(30));
-    assert_eq!(
-        store
-            .add(&key, 1, 20, Some(clock.now_s() + 60))
-            .await
-            .unwrap(),
-        Some(4)
-    );
-    assert_eq!(
-        store.get(&key).await.unwrap().expect("counter").expires_at,
-        Some(first_expiry)
-    );
-    clock.advance(Duration::from_secs(30));
-    assert_eq!(
-        store
-            .add(&key, 1, 20, Some(clock.now_s() + 60))
-            .await
-            .unwrap(),
-        Some(1),
-        "restarted"
-    );
-    assert_eq!(
-        store.get(&key).await.unwrap().expect("counter").expires_at,
-        Some(clock.now_s() + 60)
     );
 }
 

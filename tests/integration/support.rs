@@ -180,16 +180,6 @@ impl StateStore for CountingStore {
         self.wrote();
         self.inner.delete(key).await
     }
-    async fn add(
-        &self,
-        key: &Key,
-        delta: i64,
-        ceiling: i64,
-        expires_at: Option<i64>,
-    ) -> Result<Option<i64>, StoreError> {
-        self.wrote();
-        self.inner.add(key, delta, ceiling, expires_at).await
-    }
     async fn query_prefix(
         &self,
         pk: &str,
@@ -226,15 +216,6 @@ impl StateStore for NoCompleteStore {
     async fn delete(&self, key: &Key) -> Result<(), StoreError> {
         self.0.delete(key).await
     }
-    async fn add(
-        &self,
-        key: &Key,
-        delta: i64,
-        ceiling: i64,
-        expires_at: Option<i64>,
-    ) -> Result<Option<i64>, StoreError> {
-        self.0.add(key, delta, ceiling, expires_at).await
-    }
     async fn query_prefix(
         &self,
         pk: &str,
@@ -264,15 +245,6 @@ impl StateStore for DownStore {
         Err(down())
     }
     async fn delete(&self, _: &Key) -> Result<(), StoreError> {
-        Err(down())
-    }
-    async fn add(
-        &self,
-        _: &Key,
-        _: i64,
-        _: i64,
-        _: Option<i64>,
-    ) -> Result<Option<i64>, StoreError> {
         Err(down())
     }
     async fn query_prefix(&self, _: &str, _: &str) -> Result<Vec<(String, Item)>, StoreError> {

@@ -282,48 +282,6 @@ impl StateStore for EmbeddedStore {
         .await
     }
 
-    async fn add(
-        &self,
-        key: &Key,
-        delta: i64,
-        ceiling: i64,
-        expires_at: Option<i64>,
-    ) -> Result<Option<i64>, StoreError> {
-        let key = key.clone();
-        self.write(move |db, now| {
-            let txn = db.begin_write().map_err(unavailable)?;
-            let result = {
-                let mut table = txn.open_table(ITEMS).map_err(unavailable)?;
-                let k = (key.pk.as_str(), key.sk.as_str());
-                let (current, expiry) = match live_in(&table, k, now)? {
-                    Some(rec) => {
-                        let n = rec.v.parse::<i64>().map_err(|e| StoreError::Corrupt {
-                            key: format!("{}/{}", k.0, k.1),
-                            reason: format!("not a counter: {e}"),
-                        })?;
-                        (n, rec.e)
-                    }
-                    None => (0, expires_at),
-                };
-                match current.checked_add(delta).filter(|n| *n <= ceiling) {
-                    Some(next) => {
-                        let bytes = encode(&next.to_string(), expiry)?;
-                        table.insert(k, bytes.as_slice()).map_err(unavailable)?;
-                        Some(next)
-                    }
-                    None => None,
-                }
-            };
-            if result.is_some() {
-                txn.commit().map_err(unavailable)?;
-            } else {
-                txn.abort().map_err(unavailable)?;
-            }
-            Ok(result)
-        })
-        .await
-    }
-
     async fn query_prefix(
         &self,
         pk: &str,

@@ -48,7 +48,7 @@ impl fmt::Display for Key {
 /// A stored item.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Item {
-    /// The value (counters read back as their decimal value).
+    /// The value.
     pub value: String,
     /// Expiry in epoch seconds; the item is gone once `now_s >= expires_at`.
     pub expires_at: Option<i64>,
@@ -91,18 +91,6 @@ pub trait StateStore: Send + Sync + fmt::Debug {
 
     /// Deletes an item; deleting an absent item is not an error.
     async fn delete(&self, key: &Key) -> Result<(), StoreError>;
-
-    /// Atomically adds `delta` to a counter unless the result would exceed `ceiling`.
-    ///
-    /// Returns the new value, or `None` (and changes nothing) when over the ceiling. A missing or
-    /// expired counter starts from zero and takes `expires_at`; a live one keeps its expiry.
-    async fn add(
-        &self,
-        key: &Key,
-        delta: i64,
-        ceiling: i64,
-        expires_at: Option<i64>,
-    ) -> Result<Option<i64>, StoreError>;
 
     /// Every live item of partition `pk` whose sort key starts with `sk_prefix`, in ascending
     /// sort-key order. Strongly consistent.
