@@ -63,6 +63,16 @@ impl TrustedProxies {
     }
 }
 
+/// The URL clients on this machine use to reach a server bound to `bind` (a wildcard bind is
+/// reached on loopback).
+pub fn local_base(bind: SocketAddr) -> String {
+    let ip = match bind.ip() {
+        ip if ip.is_unspecified() => IpAddr::V4(std::net::Ipv4Addr::LOCALHOST),
+        ip => ip,
+    };
+    format!("http://{}", SocketAddr::new(ip, bind.port()))
+}
+
 /// Whether this process runs inside AWS Lambda.
 pub fn is_lambda() -> bool {
     std::env::var_os("AWS_LAMBDA_RUNTIME_API").is_some()

@@ -614,3 +614,32 @@ async fn racing_senders_on_dynamodb_get_exactly_twenty_slots() {
     }
     assert_eq!(granted, 20);
 }
+
+#[tokio::test]
+async fn the_flush_endpoint_runs_only_for_requests_signed_with_the_robots_secret() {
+    let h = harness(true).await;
+    let flush = |headers: Vec<(&'static str, String)>| {
+        let mut request = Request::post("/flush");
+        for (name, value) in headers {
+            request = request.header(name, value);
+        }
+        send(&h.router, request.body(Body::empty()).expect("request"))
+    };
+    assert_eq!(flush(vec![]).await.0, StatusCode::UNAUTHORIZED);
+    let robot = CustomRobot {
+        access_token: Secret::new(ROBOT_TOKEN),
+        secret: Secret::new("SECnot-the-robots-secret"),
+    };
+    let now = hookline::clock::Clock::now_ms(h.clock.as_ref());
+    let forged = hookline_dingtalk::robot::flush_request_headers(&robot, now);
+    assert_eq!(flush(forged.to_vec()).await.0, StatusCode::UNAUTHORIZED);
+    let robot = CustomRobot {
+        access_token: Secret::new(ROBOT_TOKEN),
+        secret: Secret::new(ROBOT_SECRET),
+    };
+    let signed = hookline_dingtalk::robot::flush_request_headers(&robot, now);
+    let (status, body) = flush(signed.to_vec()).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let report: Value = serde_json::from_str(&body).expect("report");
+    assert_eq!(report["digests"], 0);
+}

@@ -140,3 +140,53 @@ async fn doctor_checks_every_platforms_credentials_without_sending_anything() {
     nothing_sent(&base).await;
     serve.start_kill().expect("stop serve");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn doctor_setup_and_the_flush_work_beside_a_running_serve() {
+    let dir = tempfile::tempdir().unwrap();
+    // serve holds the embedded store in `data`; every command below is pointed at the same one.
+    let data = dir.path().join("serve");
+    let (mut serve, base) = start_serve(&[("HOOKLINE_DATA_DIR", data.display().to_string())]).await;
+    let here = base.trim_start_matches("http://").to_owned();
+    let env = example(&here);
+
+    let (ok, report) = doctor(&env, &data).await;
+    assert!(ok, "{report}");
+    assert!(
+        line(&report, "store").contains("held by a running process"),
+        "{report}"
+    );
+
+    let run = |bin: &str, args: &[&str]| {
+        tokio::process::Command::new(workspace_bin(bin))
+            .args(args)
+            .env_clear()
+            .envs(&env)
+            .env("HOOKLINE_DATA_DIR", &data)
+            .env("HOOKLINE_BIND", &here)
+            .env("RUST_LOG", "error")
+            .output()
+    };
+    let setup = run(
+        "hookline",
+        &["setup", "tamtam", "--url", "https://bot.example.com/tamtam"],
+    )
+    .await
+    .expect("hookline setup tamtam");
+    assert!(
+        setup.status.success(),
+        "{}",
+        String::from_utf8_lossy(&setup.stderr)
+    );
+
+    let flush = run("hookline-dingtalk-flush", &[]).await.expect("flush");
+    let stdout = String::from_utf8_lossy(&flush.stdout);
+    assert!(
+        flush.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&flush.stderr)
+    );
+    let report: serde_json::Value = serde_json::from_str(stdout.trim()).expect("a flush report");
+    assert_eq!(report["pending"], 0, "{report}");
+    serve.kill().await.expect("kill");
+}

@@ -287,6 +287,23 @@ struct NotifyState {
     sender: Arc<RobotSender>,
 }
 
+/// `POST /flush`: a flush now, for `hookline-dingtalk-flush` run beside a `hookline serve` that
+/// holds the embedded store. Signed with the custom robot's secret (`timestamp`, `sign`).
+async fn flush(
+    State(sender): State<Arc<RobotSender>>,
+    headers: HeaderMap,
+) -> Result<Response, HookError> {
+    let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
+    let (Some(ts), Some(sign)) = (header("timestamp"), header("sign")) else {
+        return Err(HookError::Unauthenticated(
+            "timestamp and sign headers are required",
+        ));
+    };
+    sender.verify_flush_request(ts, sign)?;
+    let report = sender.flush().await?;
+    Ok(Json(report).into_response())
+}
+
 /// The router of one DingTalk robot: the callback at `/`, and `/notify` when configured.
 pub fn router(config: DingTalkConfig, deps: Deps) -> Router {
     let notify_token = config.notify_token.clone();
@@ -296,7 +313,15 @@ pub fn router(config: DingTalkConfig, deps: Deps) -> Router {
         (Some(token), Some(sender)) => Some(Arc::new(NotifyState { token, sender })),
         _ => None,
     };
+    let flusher = pipeline.adapter().sender().cloned();
     let mut router = webhook(pipeline);
+    if let Some(sender) = flusher {
+        router = router.merge(
+            Router::new()
+                .route("/flush", post(flush))
+                .with_state(sender),
+        );
+    }
     if let Some(state) = notify_state {
         router = router.merge(
             Router::new()

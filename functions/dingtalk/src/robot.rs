@@ -119,6 +119,15 @@ impl Notification {
     }
 }
 
+/// The `timestamp` and `sign` headers of a request to `POST /flush`, signed with the custom
+/// robot's secret the way DingTalk signs its callbacks. Whoever has the secret can already send
+/// as the robot; a replay within the hour only flushes the queue again.
+pub fn flush_request_headers(robot: &CustomRobot, now_ms: i64) -> [(&'static str, String); 2] {
+    let ts = now_ms.to_string();
+    let sign = crate::sign::sign(robot.secret.expose(), &ts);
+    [("timestamp", ts), ("sign", sign)]
+}
+
 /// The result of [`RobotSender::send`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Delivery {
@@ -241,6 +250,16 @@ impl RobotSender {
             "{}/robot/send?access_token={token}&timestamp={ts}&sign={}",
             self.api_url,
             robot_sign_param(self.robot.secret.expose(), ts)
+        )
+    }
+
+    /// Checks the headers of a `POST /flush` (see [`flush_request_headers`]).
+    pub fn verify_flush_request(&self, timestamp: &str, sign: &str) -> Result<(), HookError> {
+        crate::sign::verify_callback_sign(
+            self.robot.secret.expose(),
+            timestamp,
+            sign,
+            self.clock.now_ms(),
         )
     }
 

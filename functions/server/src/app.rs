@@ -2,7 +2,7 @@
 //! whether it is live, on the built-in emulator, or off for want of configuration.
 
 use std::fmt;
-use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::net::SocketAddr;
 use std::sync::Arc;
 
 use axum::Router;
@@ -92,14 +92,7 @@ pub struct App {
     pub flushers: Vec<Arc<RobotSender>>,
 }
 
-/// The URL clients in this process use to reach `bind` (a wildcard bind is reached on loopback).
-pub fn local_base(bind: SocketAddr) -> String {
-    let ip = match bind.ip() {
-        ip if ip.is_unspecified() => IpAddr::V4(Ipv4Addr::LOCALHOST),
-        ip => ip,
-    };
-    format!("http://{}", SocketAddr::new(ip, bind.port()))
-}
+pub use hookline::runtime::local_base;
 
 /// Dependencies on a throw-away embedded store in `dir` (simulations, doctor's checks).
 pub fn scratch_deps(dir: &std::path::Path) -> Result<Deps, String> {

@@ -15,7 +15,7 @@ use std::fmt;
 use hookline::config::{ConfigError, Env, SharedConfig};
 use hookline::error::HookError;
 use hookline::pipeline::Deps;
-use hookline::store::Key;
+use hookline::store::{Key, StoreError};
 use hookline_dingtalk::DingTalkConfig;
 use hookline_tailchat::{TailchatClient, TailchatConfig};
 use hookline_tamtam::{TamTamClient, TamTamConfig};
@@ -149,13 +149,20 @@ async fn store(shared: &SharedConfig, report: &mut Report) {
         ),
     };
     let probe = Key::new("hookline#doctor", "probe");
-    let answer = match Deps::open(shared).await {
-        Ok(deps) => deps.store.get(&probe).await.map_err(|e| e.to_string()),
-        Err(e) => Err(e.to_string()),
+    let clock: hookline::clock::SharedClock = std::sync::Arc::new(hookline::clock::SystemClock);
+    let answer = match hookline::store::open(shared, clock).await {
+        Ok(store) => store.get(&probe).await,
+        Err(e) => Err(e),
     };
     match answer {
-        Ok(_) => report.add("store", Status::Ok, format!("{what} answers")),
+        // `serve` holds the file while it runs: the store is in use, which is fine.
+        Err(StoreError::InUse(_)) => report.add(
+            "store",
+            Status::Ok,
+            format!("{what} is held by a running process (hookline serve)"),
+        ),
         Err(e) => report.add("store", Status::Fail, format!("{what}: {e}")),
+        Ok(_) => report.add("store", Status::Ok, format!("{what} answers")),
     }
 }
 

@@ -180,10 +180,17 @@ async fn serve() -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Dependencies for a one-time `setup` call: a scratch store, so that `setup` works beside a
+/// running `serve` (which holds the embedded store); it caches nothing worth keeping.
+fn setup_deps() -> anyhow::Result<(Deps, tempfile::TempDir)> {
+    let dir = tempfile::tempdir()?;
+    let deps = app::scratch_deps(dir.path()).map_err(anyhow::Error::msg)?;
+    Ok((deps, dir))
+}
+
 async fn setup_tencent(nick: &str, groups: &[String]) -> anyhow::Result<()> {
-    let shared = SharedConfig::from_env()?;
     let config = hookline_tencent::TencentConfig::from_env()?;
-    let deps = Deps::open(&shared).await.map_err(|e| anyhow::anyhow!(e))?;
+    let (deps, _scratch) = setup_deps()?;
     let client = hookline_tencent::TencentClient::new(&config, &deps);
     client.create_robot(&config.bot_id, nick).await?;
     println!("chatbot {} ({nick}) exists", config.bot_id);
@@ -196,11 +203,10 @@ async fn setup_tencent(nick: &str, groups: &[String]) -> anyhow::Result<()> {
 
 async fn setup_tamtam(url: &str, remove_stale: bool) -> anyhow::Result<()> {
     use hookline::bot::Bot as _;
-    let shared = SharedConfig::from_env()?;
     let config = hookline_tamtam::TamTamConfig::from_env()?;
     let url = hookline_tamtam::setup::webhook_url(url, &config.callback_token)
         .map_err(|e| anyhow::anyhow!(e))?;
-    let deps = Deps::open(&shared).await.map_err(|e| anyhow::anyhow!(e))?;
+    let (deps, _scratch) = setup_deps()?;
     let client = hookline_tamtam::TamTamClient::new(&config, &deps);
     let commands: Vec<(&str, &str)> = hookline::bot::DefaultBot
         .commands()

@@ -75,7 +75,7 @@ impl EmbeddedStore {
         create_private_file(path)
             .map_err(|e| unavailable(format!("cannot create {}: {e}", path.display())))?;
         let db = Database::create(path).map_err(|e| match e {
-            redb::DatabaseError::DatabaseAlreadyOpen => unavailable(format!(
+            redb::DatabaseError::DatabaseAlreadyOpen => StoreError::InUse(format!(
                 "{} is in use by another process (a running `hookline serve`?)",
                 path.display()
             )),

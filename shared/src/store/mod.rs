@@ -61,6 +61,9 @@ pub enum StoreError {
     /// The backend could not be reached or refused the operation.
     #[error("state store unavailable: {0}")]
     Unavailable(String),
+    /// The embedded store's file is held by another process (a running `hookline serve`).
+    #[error("state store in use: {0}")]
+    InUse(String),
     /// A stored item could not be read back.
     #[error("state store item {key} is unreadable: {reason}")]
     Corrupt {
