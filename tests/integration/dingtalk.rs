@@ -27,6 +27,7 @@ const TS: &str = "1700000000000";
 const ROBOT_TOKEN: &str = "robot-access-token";
 const ROBOT_SECRET: &str = "SEC0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcd";
 const NOTIFY_TOKEN: &str = "notify-token-0123456789";
+const GROUP_CONVERSATION: &str = "cidoSZ6Bt6HNMT2pDwa0Vr4Xw==";
 
 struct Harness {
     emu: DingTalkEmulator,
@@ -50,6 +51,8 @@ fn config(emu_url: &str, custom_robot: bool) -> DingTalkConfig {
         api_url: emu_url.to_owned(),
         session_hosts: vec!["oapi.dingtalk.com".into(), "oapi.dingtalk.io".into(), host],
         allow_unsigned: false,
+        // The group of the fixtures (text_group_mention.json).
+        webhook_conversation: custom_robot.then(|| GROUP_CONVERSATION.to_owned()),
     }
 }
 
@@ -290,6 +293,22 @@ async fn an_expired_session_falls_back_to_the_custom_robot_or_is_logged() {
         "nothing to retry: acknowledged and logged"
     );
     assert_eq!(h.emu.attempts(), 0);
+}
+
+#[tokio::test]
+async fn an_expired_session_never_falls_back_into_someone_elses_room() {
+    let h = harness(true).await;
+    // A DM, and a message from another group: the custom robot's group is neither.
+    let mut dm = h.fixture("text_direct");
+    dm["sessionWebhookExpiredTime"] = json!(1_700_000_000_500_i64);
+    let mut other_group = h.fixture("text_group_mention");
+    other_group["conversationId"] = json!("cidAnotherGroup==");
+    other_group["msgId"] = json!("msgOtherGroup==");
+    other_group["sessionWebhookExpiredTime"] = json!(1_700_000_000_500_i64);
+    for body in [dm, other_group] {
+        assert_eq!(h.signed(&body).await, StatusCode::OK, "logged and dropped");
+    }
+    assert_eq!(h.emu.attempts(), 0, "nothing posted anywhere");
 }
 
 #[tokio::test]

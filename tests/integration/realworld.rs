@@ -281,6 +281,7 @@ async fn every_real_dingtalk_body_is_acknowledged_and_answered() {
                 // Only the emulator: a real DingTalk host would be refused before any call.
                 session_hosts: vec![emu_url.trim_start_matches("http://").to_owned()],
                 allow_unsigned: unsigned,
+                webhook_conversation: None,
             };
             let router = hookline_dingtalk::router(config, support::deps(store, clock.clone()));
             let ts = clock.now_ms().to_string();

@@ -43,6 +43,10 @@ pub struct DingTalkConfig {
     pub session_hosts: Vec<String>,
     /// `DINGTALK_ALLOW_UNSIGNED`: accept unsigned legacy "Outgoing" callbacks (off by default).
     pub allow_unsigned: bool,
+    /// `DINGTALK_WEBHOOK_CONVERSATION`: the `conversationId` of the custom robot's group. A reply
+    /// whose session webhook expired goes through the custom robot only when it answers a
+    /// message from that group; anywhere else it would land in front of other people.
+    pub webhook_conversation: Option<String>,
 }
 
 impl DingTalkConfig {
@@ -104,6 +108,7 @@ impl DingTalkConfig {
             api_url: base_url(env, "DINGTALK_API_URL", DEFAULT_API_URL)?,
             session_hosts,
             allow_unsigned: flag(env, "DINGTALK_ALLOW_UNSIGNED")?,
+            webhook_conversation: optional(env, "DINGTALK_WEBHOOK_CONVERSATION"),
         })
     }
 

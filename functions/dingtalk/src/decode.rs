@@ -20,6 +20,8 @@ pub struct DingTalkContext {
     pub staff_id: Option<String>,
     /// A group conversation (`conversationType` "2").
     pub group: bool,
+    /// `conversationId`: decides whether the custom robot may stand in for an expired session.
+    pub conversation_id: String,
 }
 
 /// Decodes a (verified) callback body.
@@ -55,7 +57,7 @@ pub(crate) fn decode_callback(
     let incoming = Incoming {
         platform: Platform::DingTalk,
         event_id: callback.msg_id.into(),
-        chat: callback.conversation_id.into(),
+        chat: callback.conversation_id.as_str().into(),
         sender: staff_id
             .clone()
             .or(callback.sender_id)
@@ -69,6 +71,7 @@ pub(crate) fn decode_callback(
         expires_at_ms: callback.session_webhook_expired_time,
         staff_id,
         group,
+        conversation_id: callback.conversation_id,
     };
     Ok(Decoded::Event(Inbound { incoming, context }))
 }

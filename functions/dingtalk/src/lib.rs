@@ -145,15 +145,34 @@ impl DingTalkAdapter {
     }
 
     async fn via_robot(&self, ctx: &DingTalkContext, reply: &Reply) -> Result<(), HookError> {
-        let Some(sender) = &self.sender else {
-            return Err(PlatformError::new(
+        let refused = |why: &str| -> HookError {
+            PlatformError::new(
                 "dingtalk",
                 "reply",
                 PlatformErrorKind::Rejected,
-                "the session webhook expired and no custom robot is configured (set DINGTALK_WEBHOOK_TOKEN and DINGTALK_WEBHOOK_SECRET)",
+                format!("the session webhook expired and {why}; the reply is dropped"),
             )
-            .into());
+            .into()
         };
+        let Some(sender) = &self.sender else {
+            return Err(refused(
+                "no custom robot is configured (set DINGTALK_WEBHOOK_TOKEN and DINGTALK_WEBHOOK_SECRET)",
+            ));
+        };
+        // The custom robot posts into its one fixed group: a DM's answer or another group's
+        // notes must never appear there.
+        let same_group = ctx.group
+            && self
+                .config
+                .webhook_conversation
+                .as_deref()
+                .is_some_and(|c| c == ctx.conversation_id);
+        if !same_group {
+            return Err(refused(&format!(
+                "conversation {} is not the custom robot's group (DINGTALK_WEBHOOK_CONVERSATION)",
+                ctx.conversation_id
+            )));
+        }
         let notification = Notification {
             text: reply.to_plain_text(),
             title: None,

@@ -351,6 +351,7 @@ fn dingtalk(env: &dyn Env, deps: &Deps, base: &str, emulators: Emulators) -> Par
                 api_url: format!("{base}/_emulator/dingtalk"),
                 session_hosts,
                 allow_unsigned: false,
+                webhook_conversation: None,
             },
             Mode::Emulator,
         ))
