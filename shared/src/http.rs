@@ -100,8 +100,10 @@ tokio::task_local! {
 }
 
 /// Runs `future` with every outbound call's retry budget ending at `deadline` (the Lambda
-/// invocation's deadline, less what the pipeline needs to record the outcome and answer).
+/// invocation's deadline, less what the pipeline needs to record the outcome and answer), or
+/// at the deadline already in force if that is earlier.
 pub async fn with_deadline<F: Future>(deadline: Instant, future: F) -> F::Output {
+    let deadline = current_deadline().map_or(deadline, |outer| outer.min(deadline));
     DEADLINE.scope(deadline, future).await
 }
 

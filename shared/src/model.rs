@@ -137,6 +137,19 @@ pub struct Choice {
     pub payload: String,
 }
 
+/// `text` cut to at most `max_bytes` bytes of UTF-8 on a character boundary, ending in `…`
+/// when anything was cut, so that a platform's size limit never refuses a whole reply.
+pub fn truncate_bytes(text: &str, max_bytes: usize) -> std::borrow::Cow<'_, str> {
+    if text.len() <= max_bytes {
+        return std::borrow::Cow::Borrowed(text);
+    }
+    let mut end = max_bytes.saturating_sub('…'.len_utf8());
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    std::borrow::Cow::Owned(format!("{}…", &text[..end]))
+}
+
 impl Reply {
     /// The reply as plain text, for platforms without buttons.
     pub fn to_plain_text(&self) -> String {
@@ -174,6 +187,15 @@ pub enum Decoded<T> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn truncation_keeps_characters_whole_and_marks_the_cut() {
+        assert_eq!(truncate_bytes("short", 10), "short");
+        let text = "好".repeat(10);
+        let cut = truncate_bytes(&text, 10);
+        assert!(cut.len() <= 10 && cut.ends_with('…'), "{cut}");
+        assert_eq!(cut, "好好…");
+    }
 
     #[test]
     fn choices_render_as_numbered_text() {

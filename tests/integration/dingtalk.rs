@@ -13,7 +13,7 @@ use hookline::clock::{ManualClock, SharedClock};
 use hookline::secret::Secret;
 use hookline::store::SharedStore;
 use hookline_dingtalk::emulator::DingTalkEmulator;
-use hookline_dingtalk::robot::{Notification, RobotSender};
+use hookline_dingtalk::robot::{Delivery, Notification, RobotSender};
 use hookline_dingtalk::{CustomRobot, DingTalkConfig};
 use http_body_util::BodyExt;
 use serde_json::{Value, json};
@@ -579,7 +579,7 @@ async fn the_flush_binary_delivers_the_queue_as_a_digest() {
     );
     assert_eq!(
         serde_json::from_str::<Value>(stdout.trim()).expect("JSON report"),
-        json!({"digests": 1, "delivered": 2, "pending": 0})
+        json!({"digests": 1, "delivered": 2, "dead": 0, "pending": 0})
     );
     let sent = emu.sent();
     assert_eq!(sent.len(), 1);
@@ -661,4 +661,245 @@ async fn the_flush_endpoint_runs_only_for_requests_signed_with_the_robots_secret
     assert_eq!(status, StatusCode::OK, "{body}");
     let report: Value = serde_json::from_str(&body).expect("report");
     assert_eq!(report["digests"], 0);
+}
+
+/// Sends twenty notifications, the whole budget of the minute.
+async fn spend_the_budget(h: &Harness) {
+    for i in 0..20 {
+        let (status, _) = h
+            .notify(Some(NOTIFY_TOKEN), &format!(r#"{{"text":"filler {i}"}}"#))
+            .await;
+        assert_eq!(status, StatusCode::OK);
+    }
+}
+
+fn sender_of(h: &Harness, store: SharedStore) -> RobotSender {
+    RobotSender::new(
+        CustomRobot {
+            access_token: Secret::new(ROBOT_TOKEN),
+            secret: Secret::new(ROBOT_SECRET),
+        },
+        &h.emu_url,
+        support::deps(store.clone(), h.clock.clone()).http,
+        store,
+        h.clock.clone(),
+    )
+}
+
+#[tokio::test]
+async fn notify_refuses_a_text_over_the_limit_and_names_it() {
+    let h = harness(true).await;
+    let text = "x".repeat(hookline_dingtalk::robot::MAX_ENTRY_BYTES + 1);
+    let (status, body) = h
+        .notify(Some(NOTIFY_TOKEN), &json!({ "text": text }).to_string())
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert!(body.contains("at most 16000"), "{body}");
+    h.nothing_happened();
+}
+
+#[tokio::test]
+async fn one_oversized_entry_no_longer_wedges_the_queue() {
+    let h = harness(true).await;
+    spend_the_budget(&h).await;
+    // A 25,000-character entry (queued by an older version, or a long bot reply), then another.
+    let sender = sender_of(&h, h.store.clone());
+    let huge = Notification {
+        text: "y".repeat(25_000),
+        title: None,
+        markdown: false,
+        at: None,
+    };
+    assert_eq!(sender.send(&huge).await.unwrap(), Delivery::Queued);
+    let (status, _) = h.notify(Some(NOTIFY_TOKEN), r#"{"text":"after it"}"#).await;
+    assert_eq!(status, StatusCode::ACCEPTED);
+    h.clock.advance(Duration::from_secs(61));
+    let report = sender.flush().await.expect("flush");
+    assert_eq!(
+        (report.delivered, report.dead, report.pending),
+        (2, 0, 0),
+        "{report:?}"
+    );
+    let digest = h.emu.sent().last().cloned().unwrap();
+    let text = digest["body"]["markdown"]["text"].as_str().unwrap();
+    assert!(
+        text.contains("y…") && text.contains("after it"),
+        "cut with a marker"
+    );
+}
+
+#[tokio::test]
+async fn a_digest_refused_for_good_is_set_aside_and_the_queue_goes_on() {
+    let h = harness(true).await;
+    spend_the_budget(&h).await;
+    for text in ["first", "second"] {
+        let body = json!({ "text": text }).to_string();
+        assert_eq!(
+            h.notify(Some(NOTIFY_TOKEN), &body).await.0,
+            StatusCode::ACCEPTED
+        );
+    }
+    h.clock.advance(Duration::from_secs(61));
+    h.emu
+        .fail_next(460_101, "message too long, exceed 20000 bytes");
+    let sender = sender_of(&h, h.store.clone());
+    let report = sender.flush().await.expect("a refused digest is no error");
+    assert_eq!((report.digests, report.dead, report.pending), (0, 2, 0));
+    let dead = sender.dead_letters().await.unwrap();
+    assert_eq!(dead.len(), 2);
+    assert!(dead[0].reason.contains("460101"), "{dead:?}");
+    assert_eq!(dead[0].notification.text, "first");
+    // Nothing waits behind them any more.
+    let (status, body) = h.notify(Some(NOTIFY_TOKEN), r#"{"text":"later"}"#).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+}
+
+#[tokio::test]
+async fn once_queued_a_notify_never_reports_the_flushs_failure() {
+    let h = harness(true).await;
+    spend_the_budget(&h).await;
+    assert_eq!(
+        h.notify(Some(NOTIFY_TOKEN), r#"{"text":"one"}"#).await.0,
+        StatusCode::ACCEPTED
+    );
+    h.clock.advance(Duration::from_secs(61));
+    // The flush this notify runs meets a refusal; the notification itself is safely queued.
+    h.emu.fail_next(310_000, "sign not match");
+    let (status, body) = h.notify(Some(NOTIFY_TOKEN), r#"{"text":"two"}"#).await;
+    assert_eq!(
+        (status, body.as_str()),
+        (StatusCode::ACCEPTED, r#"{"queued":true}"#)
+    );
+}
+
+#[tokio::test]
+async fn the_same_idempotency_key_is_sent_once() {
+    let h = harness(true).await;
+    let notify = |key: &'static str| {
+        let request = Request::post("/notify")
+            .header("content-type", "application/json")
+            .header("authorization", format!("Bearer {NOTIFY_TOKEN}"))
+            .header("idempotency-key", key)
+            .body(Body::from(r#"{"text":"deploy done"}"#))
+            .expect("request");
+        send(&h.router, request)
+    };
+    assert_eq!(
+        notify("deploy-42").await,
+        (StatusCode::OK, r#"{"sent":true}"#.into())
+    );
+    assert_eq!(
+        notify("deploy-42").await,
+        (StatusCode::OK, r#"{"sent":true}"#.into())
+    );
+    assert_eq!(h.emu.sent().len(), 1);
+    assert_eq!(notify("deploy-43").await.0, StatusCode::OK);
+    assert_eq!(h.emu.sent().len(), 2);
+    let bad = Request::post("/notify")
+        .header("authorization", format!("Bearer {NOTIFY_TOKEN}"))
+        .header("idempotency-key", "has space")
+        .body(Body::from(r#"{"text":"x"}"#))
+        .expect("request");
+    assert_eq!(send(&h.router, bad).await.0, StatusCode::BAD_REQUEST);
+}
+
+/// A store that records the order of operations and, when armed, hands the flush lock to
+/// someone else the moment the budget is looked at (a lock that expired mid-flush and was
+/// taken by another flusher).
+#[derive(Debug)]
+struct Takeover {
+    inner: SharedStore,
+    ops: std::sync::Mutex<Vec<String>>,
+    lock: std::sync::Mutex<Option<hookline::store::Key>>,
+}
+
+#[hookline::async_trait]
+impl hookline::store::StateStore for Takeover {
+    async fn get(
+        &self,
+        key: &hookline::store::Key,
+    ) -> Result<Option<hookline::store::Item>, hookline::store::StoreError> {
+        self.inner.get(key).await
+    }
+    async fn put(
+        &self,
+        key: &hookline::store::Key,
+        value: &str,
+        expires_at: Option<i64>,
+    ) -> Result<(), hookline::store::StoreError> {
+        self.inner.put(key, value, expires_at).await
+    }
+    async fn put_if_absent(
+        &self,
+        key: &hookline::store::Key,
+        value: &str,
+        expires_at: Option<i64>,
+    ) -> Result<bool, hookline::store::StoreError> {
+        if key.sk == "lock" {
+            self.ops.lock().unwrap().push("lock".into());
+            *self.lock.lock().unwrap() = Some(key.clone());
+        }
+        self.inner.put_if_absent(key, value, expires_at).await
+    }
+    async fn delete(&self, key: &hookline::store::Key) -> Result<(), hookline::store::StoreError> {
+        self.inner.delete(key).await
+    }
+    async fn delete_if(
+        &self,
+        key: &hookline::store::Key,
+        value: &str,
+    ) -> Result<bool, hookline::store::StoreError> {
+        self.inner.delete_if(key, value).await
+    }
+    async fn query_prefix(
+        &self,
+        pk: &str,
+        sk_prefix: &str,
+    ) -> Result<Vec<(String, hookline::store::Item)>, hookline::store::StoreError> {
+        if pk.ends_with("#pending") {
+            self.ops.lock().unwrap().push("read pending".into());
+        }
+        let lock = self.lock.lock().unwrap().clone();
+        if let (true, Some(lock)) = (pk.ends_with("#budget"), lock) {
+            self.inner
+                .put(&lock, "someone-else", Some(i64::MAX / 2))
+                .await?;
+        }
+        self.inner.query_prefix(pk, sk_prefix).await
+    }
+}
+
+#[tokio::test]
+async fn a_flush_reads_the_queue_only_under_its_lock_and_releases_only_its_own() {
+    let h = harness(true).await;
+    spend_the_budget(&h).await;
+    assert_eq!(
+        h.notify(Some(NOTIFY_TOKEN), r#"{"text":"queued"}"#).await.0,
+        StatusCode::ACCEPTED
+    );
+    h.clock.advance(Duration::from_secs(61));
+    let spy = Arc::new(Takeover {
+        inner: h.store.clone(),
+        ops: std::sync::Mutex::new(Vec::new()),
+        lock: std::sync::Mutex::new(None),
+    });
+    let sender = sender_of(&h, spy.clone());
+    sender.flush().await.expect("flush");
+    let ops = spy.ops.lock().unwrap().clone();
+    assert_eq!(ops.first().map(String::as_str), Some("lock"), "{ops:?}");
+    let lock = spy
+        .lock
+        .lock()
+        .unwrap()
+        .clone()
+        .expect("the flush took the lock");
+    let holder = hookline::store::StateStore::get(h.store.as_ref(), &lock)
+        .await
+        .unwrap()
+        .map(|i| i.value);
+    assert_eq!(
+        holder.as_deref(),
+        Some("someone-else"),
+        "the new owner's lock stays"
+    );
 }

@@ -190,3 +190,35 @@ async fn doctor_setup_and_the_flush_work_beside_a_running_serve() {
     assert_eq!(report["pending"], 0, "{report}");
     serve.kill().await.expect("kill");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn doctor_lists_dingtalk_notifications_set_aside_as_dead_letters() {
+    use hookline::store::{EmbeddedStore, Key, StateStore};
+    let dir = tempfile::tempdir().unwrap();
+    let serve_data = dir.path().join("serve").display().to_string();
+    let (mut serve, base) = start_serve(&[("HOOKLINE_DATA_DIR", serve_data)]).await;
+    let env = example(base.trim_start_matches("http://"));
+    let data = dir.path().join("doctor");
+    {
+        let clock: hookline::clock::SharedClock = std::sync::Arc::new(hookline::clock::SystemClock);
+        let store = EmbeddedStore::open(&data.join("state.redb"), clock).unwrap();
+        let token = hookline::secret::Secret::new(&env["DINGTALK_WEBHOOK_TOKEN"]);
+        let letter = serde_json::json!({"notification": {"text": "disk full on db-1"},
+                                        "reason": "errcode 460101 (message too long)", "at_ms": 1});
+        store
+            .put(
+                &Key::new(format!("dingtalk#{}#dead", token.fingerprint()), "0001#a"),
+                &letter.to_string(),
+                None,
+            )
+            .await
+            .unwrap();
+    }
+    let (_, report) = doctor(&env, &data).await;
+    assert!(
+        report.contains("dead letters") && report.contains("disk full on db-1"),
+        "{report}"
+    );
+    assert!(report.contains("460101"), "{report}");
+    serve.kill().await.expect("kill");
+}

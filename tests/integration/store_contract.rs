@@ -74,6 +74,7 @@ contract!(
     put_get_and_delete_round_trip,
     put_if_absent_has_exactly_one_winner_among_racing_tasks,
     expired_items_are_absent_everywhere_and_can_be_replaced,
+    delete_if_removes_only_a_live_item_with_that_value,
     prefix_queries_stay_in_one_partition_in_sort_order,
 );
 
@@ -173,6 +174,29 @@ async fn expired_items_are_absent_everywhere_and_can_be_replaced(
         store.get(&key).await.unwrap().expect("replaced").value,
         "reborn"
     );
+}
+
+async fn delete_if_removes_only_a_live_item_with_that_value(
+    store: SharedStore,
+    clock: Arc<ManualClock>,
+) {
+    let key = Key::new("dingtalk#robot#flush", "lock");
+    store
+        .put(&key, "owner-a", Some(clock.now_s() + 30))
+        .await
+        .unwrap();
+    assert!(!store.delete_if(&key, "owner-b").await.unwrap(), "not ours");
+    assert!(store.get(&key).await.unwrap().is_some());
+    assert!(store.delete_if(&key, "owner-a").await.unwrap());
+    assert!(store.get(&key).await.unwrap().is_none());
+    assert!(!store.delete_if(&key, "owner-a").await.unwrap(), "gone");
+    // An expired lock that someone else has since taken is theirs.
+    store
+        .put(&key, "owner-a", Some(clock.now_s() + 30))
+        .await
+        .unwrap();
+    clock.advance(Duration::from_secs(31));
+    assert!(!store.delete_if(&key, "owner-a").await.unwrap(), "expired");
 }
 
 async fn prefix_queries_stay_in_one_partition_in_sort_order(

@@ -180,6 +180,10 @@ impl StateStore for CountingStore {
         self.wrote();
         self.inner.delete(key).await
     }
+    async fn delete_if(&self, key: &Key, value: &str) -> Result<bool, StoreError> {
+        self.wrote();
+        self.inner.delete_if(key, value).await
+    }
     async fn query_prefix(
         &self,
         pk: &str,
@@ -216,6 +220,9 @@ impl StateStore for NoCompleteStore {
     async fn delete(&self, key: &Key) -> Result<(), StoreError> {
         self.0.delete(key).await
     }
+    async fn delete_if(&self, key: &Key, value: &str) -> Result<bool, StoreError> {
+        self.0.delete_if(key, value).await
+    }
     async fn query_prefix(
         &self,
         pk: &str,
@@ -245,6 +252,9 @@ impl StateStore for DownStore {
         Err(down())
     }
     async fn delete(&self, _: &Key) -> Result<(), StoreError> {
+        Err(down())
+    }
+    async fn delete_if(&self, _: &Key, _: &str) -> Result<bool, StoreError> {
         Err(down())
     }
     async fn query_prefix(&self, _: &str, _: &str) -> Result<Vec<(String, Item)>, StoreError> {

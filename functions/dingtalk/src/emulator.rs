@@ -141,6 +141,11 @@ async fn robot_send(
         // [INF] what DingTalk answers a body it cannot use, after the token and sign checks.
         return errcode(40_035, "缺少参数 json");
     }
+    // The text is documented by third parties ("message too long, exceed 20000 bytes"); the code
+    // is not known, so the emulator's is made up (PLATFORMS.md §3.1).
+    if body.to_string().len() > 20_000 {
+        return errcode(460_101, "message too long, exceed 20000 bytes");
+    }
     if now < ledger.banned_until {
         return errcode(130_101, "send too fast, exceed 20 times per minute");
     }

@@ -96,7 +96,11 @@ fn reply_message(reply: &Reply, ctx: &DingTalkContext) -> RobotMessage {
             horizontal: true,
         },
         other => RobotMessage::Text {
-            content: other.to_plain_text(),
+            content: hookline::model::truncate_bytes(
+                &other.to_plain_text(),
+                robot::MAX_ENTRY_BYTES,
+            )
+            .into_owned(),
             at,
         },
     }
@@ -174,7 +178,8 @@ impl DingTalkAdapter {
             )));
         }
         let notification = Notification {
-            text: reply.to_plain_text(),
+            text: hookline::model::truncate_bytes(&reply.to_plain_text(), robot::MAX_ENTRY_BYTES)
+                .into_owned(),
             title: None,
             markdown: false,
             at: ctx
@@ -291,7 +296,31 @@ async fn notify(
     if notification.text.trim().is_empty() {
         return Err(HookError::Malformed("text must not be empty".into()));
     }
-    Ok(match state.sender.send(&notification).await? {
+    if notification.size() > robot::MAX_ENTRY_BYTES {
+        return Err(HookError::Malformed(format!(
+            "text and title are {} bytes; at most {} (DingTalk refuses messages over 20000 bytes)",
+            notification.size(),
+            robot::MAX_ENTRY_BYTES
+        )));
+    }
+    let key = match headers.get("idempotency-key") {
+        None => None,
+        Some(v) => match v.to_str() {
+            Ok(k) if (1..=255).contains(&k.len()) && k.bytes().all(|b| b.is_ascii_graphic()) => {
+                Some(k.to_owned())
+            }
+            _ => {
+                return Err(HookError::Malformed(
+                    "Idempotency-Key must be 1 to 255 visible ASCII characters".into(),
+                ));
+            }
+        },
+    };
+    let delivery = match key {
+        Some(key) => state.sender.send_once(&key, &notification).await?,
+        None => state.sender.send(&notification).await?,
+    };
+    Ok(match delivery {
         Delivery::Sent => (StatusCode::OK, Json(serde_json::json!({"sent": true}))).into_response(),
         Delivery::Queued => (
             StatusCode::ACCEPTED,

@@ -12,6 +12,14 @@
 //! delivered later as part of one markdown digest by [`RobotSender::flush`], which the scheduled
 //! `hookline-dingtalk-flush` Lambda and a timer in `hookline serve` run. A 130101 answer marks
 //! the robot throttled for 10 minutes store-wide; messages keep queueing meanwhile.
+//!
+//! **Nothing wedges the queue.** A notification is at most [`MAX_ENTRY_BYTES`] (`/notify`
+//! refuses longer ones; replies and older entries are cut with a marker), so every entry fits
+//! one message. A digest DingTalk refuses for good (not a throttle, an outage or our
+//! credentials) moves to a dead-letter partition, logged and listed by `hookline doctor`, and
+//! the queue goes on. One flush at a time: the flush takes a lock with an owner token before it
+//! reads the queue, checks it still owns it before every digest, never outlives it (its calls end
+//! before the lock does) and releases only its own.
 
 use std::collections::HashSet;
 use std::time::Duration;
@@ -37,6 +45,13 @@ pub const THROTTLE: Duration = Duration::from_secs(600);
 pub const DIGEST_MAX_BYTES: usize = 18_000;
 /// How long a flush holds its lock at most.
 pub const FLUSH_LOCK: Duration = Duration::from_secs(30);
+/// The longest notification (text and title, in bytes) one entry may be: one message with the
+/// digest's heading stays well under DingTalk's 20000-byte limit (PLATFORMS.md §3.1).
+pub const MAX_ENTRY_BYTES: usize = 16_000;
+/// How long dead letters are kept.
+pub const DEAD_LETTER_TTL: Duration = Duration::from_secs(30 * 24 * 3600);
+/// How long a notify `Idempotency-Key` is remembered.
+pub const IDEMPOTENCY_TTL: Duration = Duration::from_secs(24 * 3600);
 
 /// What `POST /notify` takes, and what the pending queue keeps.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -112,11 +127,28 @@ impl Notification {
     }
 
     fn digest_entry(&self) -> String {
-        match &self.title {
+        let entry = match &self.title {
             Some(title) => format!("**{title}**\n\n{}", self.text),
             None => self.text.clone(),
-        }
+        };
+        hookline::model::truncate_bytes(&entry, MAX_ENTRY_BYTES).into_owned()
     }
+
+    /// Its size against [`MAX_ENTRY_BYTES`].
+    pub fn size(&self) -> usize {
+        self.text.len() + self.title.as_ref().map_or(0, String::len)
+    }
+}
+
+/// A queued notification DingTalk refused for good, set aside.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DeadLetter {
+    /// The notification.
+    pub notification: Notification,
+    /// DingTalk's answer.
+    pub reason: String,
+    /// When it was set aside (Unix ms).
+    pub at_ms: i64,
 }
 
 /// The `timestamp` and `sign` headers of a request to `POST /flush`, signed with the custom
@@ -144,6 +176,8 @@ pub struct FlushReport {
     pub digests: usize,
     /// Messages they carried.
     pub delivered: usize,
+    /// Messages refused for good and moved to the dead letters.
+    pub dead: usize,
     /// Messages still queued.
     pub pending: usize,
 }
@@ -423,12 +457,15 @@ impl RobotSender {
         Ok(out)
     }
 
-    /// Sends now if the budget allows and nothing is waiting; queues otherwise.
+    /// Sends now if the budget allows and nothing is waiting; queues otherwise. Once the
+    /// notification is queued the answer is [`Delivery::Queued`], whatever a flush then meets.
     pub async fn send(&self, notification: &Notification) -> Result<Delivery, HookError> {
         // Keep order: while older messages wait, a new one waits behind them.
         if !self.pending().await?.is_empty() {
             self.enqueue(notification).await?;
-            self.flush().await?;
+            if let Err(e) = self.flush().await {
+                tracing::warn!(error = %e, "flush after queueing failed; the next one retries");
+            }
             return Ok(Delivery::Queued);
         }
         if !self.take_slot().await? {
@@ -451,39 +488,93 @@ impl RobotSender {
         }
     }
 
+    /// [`Self::send`] at most once per `key` within [`IDEMPOTENCY_TTL`]: a repeat gets the
+    /// first one's answer, and one still under way [`HookError::InProgress`].
+    pub async fn send_once(
+        &self,
+        key: &str,
+        notification: &Notification,
+    ) -> Result<Delivery, HookError> {
+        let record = self.key("notify", format!("idem#{key}"));
+        let until = self.clock.now_s() + i64::try_from(IDEMPOTENCY_TTL.as_secs()).unwrap_or(86_400);
+        if !self
+            .store
+            .put_if_absent(&record, "pending", Some(until))
+            .await?
+        {
+            return match self.store.get(&record).await?.map(|i| i.value).as_deref() {
+                Some("sent") => Ok(Delivery::Sent),
+                Some("queued") => Ok(Delivery::Queued),
+                _ => Err(HookError::InProgress),
+            };
+        }
+        match self.send(notification).await {
+            Ok(delivery) => {
+                let done = match delivery {
+                    Delivery::Sent => "sent",
+                    Delivery::Queued => "queued",
+                };
+                if let Err(e) = self.store.put(&record, done, Some(until)).await {
+                    tracing::error!(error = %e, "could not record the Idempotency-Key's outcome");
+                }
+                Ok(delivery)
+            }
+            // It may be in the group: a repeat must not post it again.
+            Err(HookError::Platform(e)) if e.kind == PlatformErrorKind::OutcomeUnknown => {
+                let _ = self.store.put(&record, "sent", Some(until)).await;
+                Err(HookError::Platform(e))
+            }
+            Err(e) => {
+                let _ = self.store.delete(&record).await;
+                Err(e)
+            }
+        }
+    }
+
     /// Delivers queued messages as markdown digests while the budget allows.
     pub async fn flush(&self) -> Result<FlushReport, HookError> {
         let mut report = FlushReport::default();
-        let mut pending = self.pending().await?;
-        if pending.is_empty() {
-            return Ok(report);
-        }
         let lock = self.key("flush", "lock");
+        let owner = format!("{:032x}", rand::random::<u128>());
         let lock_until = self.clock.now_s() + i64::try_from(FLUSH_LOCK.as_secs()).unwrap_or(30);
         if !self
             .store
-            .put_if_absent(&lock, "locked", Some(lock_until))
+            .put_if_absent(&lock, &owner, Some(lock_until))
             .await?
         {
-            report.pending = pending.len();
+            report.pending = self.pending().await?.len();
             return Ok(report);
         }
-        let result = self.flush_locked(&mut pending, &mut report).await;
-        self.store.delete(&lock).await?;
-        report.pending = pending.len();
+        // No call of this flush outlives its lock: a flush that took longer could meet the next
+        // lock holder's digests.
+        let calls_end =
+            std::time::Instant::now() + FLUSH_LOCK.saturating_sub(Duration::from_secs(5));
+        let result =
+            hookline::http::with_deadline(calls_end, self.flush_locked(&lock, &owner, &mut report))
+                .await;
+        if !self.store.delete_if(&lock, &owner).await? {
+            tracing::warn!("the flush lock was lost before the flush ended; left to its owner");
+        }
         result.map(|()| report)
     }
 
     async fn flush_locked(
         &self,
-        pending: &mut Vec<(String, Notification)>,
+        lock: &Key,
+        owner: &str,
         report: &mut FlushReport,
     ) -> Result<(), HookError> {
+        let mut pending = self.pending().await?;
         while !pending.is_empty() {
-            if !self.take_slot().await? {
-                return Ok(());
+            let held = self.store.get(lock).await?;
+            if held.is_none_or(|i| i.value != owner) {
+                tracing::warn!("the flush lock expired mid-flush; stopping");
+                break;
             }
-            let (batch, message) = digest(pending);
+            if !self.take_slot().await? {
+                break;
+            }
+            let (batch, message) = digest(&pending);
             match self.post(&message).await {
                 Ok(()) => {
                     for (sk, _) in pending.drain(..batch) {
@@ -494,12 +585,63 @@ impl RobotSender {
                 }
                 Err(HookError::Platform(e)) if e.is_retryable() => {
                     tracing::warn!(error = %e, "digest not delivered; will retry");
-                    return Ok(());
+                    break;
+                }
+                // Our credentials: every digest would fail alike; keep the queue for the fix.
+                Err(HookError::Platform(e)) if e.kind == PlatformErrorKind::Auth => {
+                    report.pending = pending.len();
+                    return Err(e.into());
+                }
+                // Refused for good (or maybe posted): set aside, so the queue goes on.
+                Err(HookError::Platform(e)) => {
+                    tracing::error!(error = %e, messages = batch, "digest refused; moved to the dead letters");
+                    for (sk, notification) in pending.drain(..batch) {
+                        self.bury(&sk, notification, &e.to_string()).await?;
+                    }
+                    report.dead += batch;
                 }
                 Err(e) => return Err(e),
             }
         }
+        report.pending = pending.len();
         Ok(())
+    }
+
+    async fn bury(
+        &self,
+        sk: &str,
+        notification: Notification,
+        reason: &str,
+    ) -> Result<(), StoreError> {
+        let letter = DeadLetter {
+            notification,
+            reason: reason.to_owned(),
+            at_ms: self.clock.now_ms(),
+        };
+        let value = serde_json::to_string(&letter).map_err(|e| StoreError::Corrupt {
+            key: sk.to_owned(),
+            reason: e.to_string(),
+        })?;
+        let until = self.clock.now_s() + i64::try_from(DEAD_LETTER_TTL.as_secs()).unwrap_or(0);
+        self.store
+            .put(&self.key("dead", sk), &value, Some(until))
+            .await?;
+        self.store.delete(&self.key("pending", sk)).await
+    }
+
+    /// The notifications DingTalk refused for good, oldest first.
+    pub async fn dead_letters(&self) -> Result<Vec<DeadLetter>, StoreError> {
+        let pk = format!("{}#dead", self.ns);
+        let mut out = Vec::new();
+        for (sk, item) in self.store.query_prefix(&pk, "").await? {
+            out.push(
+                serde_json::from_str(&item.value).map_err(|e| StoreError::Corrupt {
+                    key: format!("{pk}/{sk}"),
+                    reason: e.to_string(),
+                })?,
+            );
+        }
+        Ok(out)
     }
 }
 

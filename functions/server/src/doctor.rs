@@ -15,7 +15,7 @@ use std::fmt;
 use hookline::config::{ConfigError, Env, SharedConfig};
 use hookline::error::HookError;
 use hookline::pipeline::Deps;
-use hookline::store::{Key, StoreError};
+use hookline::store::{Key, SharedStore, StoreError};
 use hookline_dingtalk::DingTalkConfig;
 use hookline_tailchat::{TailchatClient, TailchatConfig};
 use hookline_tamtam::{TamTamClient, TamTamConfig};
@@ -115,10 +115,13 @@ fn ready<C>(
 /// Runs every check against `env`.
 pub async fn run(env: &dyn Env) -> Report {
     let mut report = Report::default();
-    match SharedConfig::from_source(env) {
+    let configured = match SharedConfig::from_source(env) {
         Ok(shared) => store(&shared, &mut report).await,
-        Err(e) => report.add("store", Status::Fail, e.to_string()),
-    }
+        Err(e) => {
+            report.add("store", Status::Fail, e.to_string());
+            None
+        }
+    };
     let scratch = match tempfile::tempdir() {
         Ok(dir) => dir,
         Err(e) => {
@@ -135,12 +138,13 @@ pub async fn run(env: &dyn Env) -> Report {
     };
     tailchat(env, &deps, &mut report).await;
     tencent(env, &deps, &mut report).await;
-    dingtalk(env, &deps, &mut report).await;
+    dingtalk(env, &deps, configured, &mut report).await;
     tamtam(env, &deps, &mut report).await;
     report
 }
 
-async fn store(shared: &SharedConfig, report: &mut Report) {
+/// Checks the configured store; returns it when it could be opened (not held by `serve`).
+async fn store(shared: &SharedConfig, report: &mut Report) -> Option<SharedStore> {
     let what = match &shared.table {
         Some(table) => format!("DynamoDB table {table}"),
         None => format!(
@@ -150,9 +154,9 @@ async fn store(shared: &SharedConfig, report: &mut Report) {
     };
     let probe = Key::new("hookline#doctor", "probe");
     let clock: hookline::clock::SharedClock = std::sync::Arc::new(hookline::clock::SystemClock);
-    let answer = match hookline::store::open(shared, clock).await {
-        Ok(store) => store.get(&probe).await,
-        Err(e) => Err(e),
+    let (answer, opened) = match hookline::store::open(shared, clock).await {
+        Ok(store) => (store.get(&probe).await, Some(store)),
+        Err(e) => (Err(e), None),
     };
     match answer {
         // `serve` holds the file while it runs: the store is in use, which is fine.
@@ -164,6 +168,7 @@ async fn store(shared: &SharedConfig, report: &mut Report) {
         Err(e) => report.add("store", Status::Fail, format!("{what}: {e}")),
         Ok(_) => report.add("store", Status::Ok, format!("{what} answers")),
     }
+    opened
 }
 
 fn api_failure(e: &HookError) -> String {
@@ -251,7 +256,12 @@ async fn tencent(env: &dyn Env, deps: &Deps, report: &mut Report) {
     }
 }
 
-async fn dingtalk(env: &dyn Env, deps: &Deps, report: &mut Report) {
+async fn dingtalk(
+    env: &dyn Env,
+    deps: &Deps,
+    configured: Option<SharedStore>,
+    report: &mut Report,
+) {
     const NAME: &str = "dingtalk";
     let Some(config) = ready(
         report,
@@ -284,6 +294,28 @@ async fn dingtalk(env: &dyn Env, deps: &Deps, report: &mut Report) {
             ),
         );
     };
+    // Dead letters live in the configured store (not readable while `serve` holds it).
+    let on_store = configured.map(|store| Deps {
+        store,
+        ..deps.clone()
+    });
+    if let Some(queue) = on_store.and_then(|d| hookline_dingtalk::sender(&config, &d)) {
+        match queue.dead_letters().await {
+            Ok(dead) if dead.is_empty() => {}
+            Ok(dead) => report.add(
+                NAME,
+                Status::Warn,
+                format!(
+                    "{} queued notification(s) DingTalk refused for good are set aside as dead \
+                     letters (kept 30 days); the oldest: {:?}, refused with: {}",
+                    dead.len(),
+                    hookline::model::truncate_bytes(&dead[0].notification.text, 80),
+                    dead[0].reason
+                ),
+            ),
+            Err(e) => report.add(NAME, Status::Fail, format!("cannot read dead letters: {e}")),
+        }
+    }
     let notify = if config.notify_token.is_some() {
         "notify endpoint on"
     } else {

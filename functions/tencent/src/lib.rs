@@ -72,14 +72,7 @@ fn first_u32(seed: &str) -> u32 {
 }
 
 fn fit(text: String) -> String {
-    if text.len() <= MAX_TEXT_BYTES {
-        return text;
-    }
-    let mut end = MAX_TEXT_BYTES - '…'.len_utf8();
-    while !text.is_char_boundary(end) {
-        end -= 1;
-    }
-    format!("{}…", &text[..end])
+    hookline::model::truncate_bytes(&text, MAX_TEXT_BYTES).into_owned()
 }
 
 /// The Tencent adapter.

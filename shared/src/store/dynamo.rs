@@ -234,6 +234,27 @@ impl StateStore for DynamoStore {
         Ok(())
     }
 
+    async fn delete_if(&self, key: &Key, value: &str) -> Result<bool, StoreError> {
+        let result = self
+            .client
+            .delete_item()
+            .table_name(&self.table)
+            .key("pk", s(&key.pk))
+            .key("sk", s(&key.sk))
+            .condition_expression(
+                "v = :v AND (attribute_not_exists(expires_at) OR expires_at > :now)",
+            )
+            .expression_attribute_values(":v", s(value))
+            .expression_attribute_values(":now", n(self.clock.now_s()))
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(true),
+            Err(e) if is_condition_failure(&e) => Ok(false),
+            Err(e) => Err(unavailable(e)),
+        }
+    }
+
     async fn query_prefix(
         &self,
         pk: &str,

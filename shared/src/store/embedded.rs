@@ -282,6 +282,30 @@ impl StateStore for EmbeddedStore {
         .await
     }
 
+    async fn delete_if(&self, key: &Key, value: &str) -> Result<bool, StoreError> {
+        let (key, value) = (key.clone(), value.to_owned());
+        self.write(move |db, now| {
+            let txn = db.begin_write().map_err(unavailable)?;
+            let deleted = {
+                let mut table = txn.open_table(ITEMS).map_err(unavailable)?;
+                let k = (key.pk.as_str(), key.sk.as_str());
+                if live_in(&table, k, now)?.is_some_and(|r| r.v == value) {
+                    table.remove(k).map_err(unavailable)?;
+                    true
+                } else {
+                    false
+                }
+            };
+            if deleted {
+                txn.commit().map_err(unavailable)?;
+            } else {
+                txn.abort().map_err(unavailable)?;
+            }
+            Ok(deleted)
+        })
+        .await
+    }
+
     async fn query_prefix(
         &self,
         pk: &str,

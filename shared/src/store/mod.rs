@@ -95,6 +95,10 @@ pub trait StateStore: Send + Sync + fmt::Debug {
     /// Deletes an item; deleting an absent item is not an error.
     async fn delete(&self, key: &Key) -> Result<(), StoreError>;
 
+    /// Deletes the item only if it is live and its value is `value` (releasing a lock one owns);
+    /// returns whether it did.
+    async fn delete_if(&self, key: &Key, value: &str) -> Result<bool, StoreError>;
+
     /// Every live item of partition `pk` whose sort key starts with `sk_prefix`, in ascending
     /// sort-key order. Strongly consistent.
     async fn query_prefix(
