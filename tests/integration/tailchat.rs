@@ -428,3 +428,91 @@ async fn a_wrong_app_secret_fails_the_login_clearly_and_sends_nothing() {
     assert_eq!(status, StatusCode::INTERNAL_SERVER_ERROR);
     assert_eq!((h.emu.logins(), h.emu.send_attempts()), (0, 0));
 }
+
+/// A bot that answers everything twice.
+struct TwoReplies;
+
+#[hookline::async_trait]
+impl hookline::bot::Bot for TwoReplies {
+    async fn handle(
+        &self,
+        _: &hookline::model::Incoming,
+        _: &hookline::bot::ChatState,
+    ) -> Result<Vec<hookline::model::Reply>, hookline::store::StoreError> {
+        Ok(vec![
+            hookline::model::Reply::Text("first".into()),
+            hookline::model::Reply::Text("second".into()),
+        ])
+    }
+}
+
+#[tokio::test]
+async fn once_part_of_an_answer_is_out_the_event_is_never_redelivered_for_the_rest() {
+    let clock: SharedClock = Arc::new(SystemClock);
+    let (store, _dir) = support::embedded(clock.clone());
+    let emu = TailchatEmulator::new(APP_ID, APP_SECRET, BOT);
+    let base = emu.serve_on_loopback().await.expect("emulator");
+    let mut deps = support::deps(store, clock);
+    deps.bot = Arc::new(TwoReplies);
+    let router = hookline_tailchat::router(config(base, APP_SECRET), deps);
+    // The first reply goes out; the second meets an API that stays unavailable.
+    emu.pass_next_send();
+    for _ in 0..3 {
+        emu.fail_next_send(
+            StatusCode::SERVICE_UNAVAILABLE,
+            json!({"name": "Error", "message": "down", "code": 503}),
+        );
+    }
+    let body = fixture("tailchat/message_group.json");
+    let (status, _) = post(&router, &format!("token={TOKEN}"), body.clone()).await;
+    assert_eq!(
+        status,
+        StatusCode::OK,
+        "a redelivery would repeat \"first\""
+    );
+    let (status, _) = post(&router, &format!("token={TOKEN}"), body).await;
+    assert_eq!(status, StatusCode::OK);
+    let sent: Vec<Value> = emu.sent();
+    assert_eq!(sent.len(), 1, "{sent:?}");
+    assert!(sent[0]["content"].as_str().unwrap().ends_with("first"));
+}
+
+#[tokio::test]
+async fn outbound_calls_end_before_the_invocation_deadline() {
+    // An API that accepts connections and never answers.
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let api_url = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move {
+        let mut held = Vec::new();
+        while let Ok((socket, _)) = listener.accept().await {
+            held.push(socket);
+        }
+    });
+    let clock: SharedClock = Arc::new(SystemClock);
+    let (store, _dir) = support::embedded(clock.clone());
+    let router = hookline_tailchat::router(
+        config(api_url, APP_SECRET),
+        support::deps(store, clock.clone()),
+    );
+    // Three seconds left in the invocation: calls stop DEADLINE_RESERVE (2 s) before it, where
+    // the client alone would wait 5 s per attempt, three attempts.
+    let deadline = clock.now_ms() + 3_000;
+    let mut request = axum::http::Request::post(format!("/?token={TOKEN}"))
+        .header("content-type", "application/json")
+        .body(axum::body::Body::from(fixture(
+            "tailchat/message_group.json",
+        )))
+        .unwrap();
+    request
+        .extensions_mut()
+        .insert(hookline::runtime::Deadline(deadline));
+    let started = std::time::Instant::now();
+    let response = tower::ServiceExt::oneshot(router, request).await.unwrap();
+    let took = started.elapsed();
+    assert_eq!(
+        response.status(),
+        StatusCode::BAD_GATEWAY,
+        "released for a redelivery"
+    );
+    assert!(took < std::time::Duration::from_millis(2_900), "{took:?}");
+}

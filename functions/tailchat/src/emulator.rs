@@ -38,7 +38,8 @@ struct Ledger {
     send_attempts: usize,
     tokens: HashSet<String>,
     sent: Ring<Value>,
-    failures: VecDeque<(StatusCode, Value)>,
+    /// What the next sends meet: `None` goes through, `Some` fails.
+    failures: VecDeque<Option<(StatusCode, Value)>>,
     /// Sends to post and then answer with this status (an ambiguous failure).
     post_then_fail: VecDeque<StatusCode>,
     denied_groups: HashSet<String>,
@@ -145,7 +146,13 @@ impl TailchatEmulator {
 
     /// Makes the next `sendMessage` fail with this status and body.
     pub fn fail_next_send(&self, status: StatusCode, body: Value) {
-        self.ledger().failures.push_back((status, body));
+        self.ledger().failures.push_back(Some((status, body)));
+    }
+
+    /// Lets the next `sendMessage` through (to make a later one fail with
+    /// [`Self::fail_next_send`]).
+    pub fn pass_next_send(&self) {
+        self.ledger().failures.push_back(None);
     }
 
     /// Makes the bot a non-member of `group_id` (403 `NoPermissionError`).
@@ -243,7 +250,7 @@ async fn send_message(
             Some("INVALID_TOKEN"),
         );
     }
-    if let Some((status, body)) = ledger.failures.pop_front() {
+    if let Some(Some((status, body))) = ledger.failures.pop_front() {
         return (status, Json(body)).into_response();
     }
     let body: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
