@@ -364,10 +364,8 @@ mod tests {
                 async move { S::from_u16(code).unwrap_or(S::OK) }
             }),
         );
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
-        tokio::spawn(async move { axum::serve(listener, app).await });
-        (format!("http://{addr}/?token=abc"), hits)
+        let base = crate::runtime::serve_on_loopback(app).await.unwrap();
+        (format!("{base}/?token=abc"), hits)
     }
 
     fn fast() -> HttpClient {
@@ -460,10 +458,8 @@ mod tests {
                 }
             }),
         );
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
-        tokio::spawn(async move { axum::serve(listener, app).await });
-        (format!("http://{addr}/"), hits)
+        let base = crate::runtime::serve_on_loopback(app).await.unwrap();
+        (format!("{base}/"), hits)
     }
 
     fn patient() -> HttpClient {
@@ -516,9 +512,7 @@ mod tests {
                 S::OK
             }),
         );
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let url = format!("http://{}/", listener.local_addr().unwrap());
-        tokio::spawn(async move { axum::serve(listener, app).await });
+        let url = format!("{}/", crate::runtime::serve_on_loopback(app).await.unwrap());
         // The client's own timeout is 20 s; the deadline is 300 ms away.
         let client =
             HttpClient::with_policy(RetryPolicy::default(), Duration::from_secs(20)).unwrap();

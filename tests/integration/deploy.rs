@@ -692,7 +692,7 @@ async fn every_sample_event_runs_through_its_lambda_binary_with_the_templates_en
             // The flush answers with its report: nothing was queued.
             None => assert_eq!(
                 answer,
-                serde_json::json!({"digests": 0, "delivered": 0, "pending": 0}),
+                serde_json::json!({"digests": 0, "delivered": 0, "dead": 0, "pending": 0}),
                 "{}\n{log}",
                 case.event
             ),

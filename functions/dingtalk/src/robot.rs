@@ -428,9 +428,13 @@ impl RobotSender {
     }
 
     async fn enqueue(&self, notification: &Notification) -> Result<(), StoreError> {
+        // Time, then this process's sequence (order within a millisecond), then a random part
+        // (no collision between processes).
+        static SEQUENCE: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
         let sk = format!(
-            "{:016}#{:016x}",
+            "{:016}#{:016x}#{:016x}",
             self.clock.now_ms().max(0),
+            SEQUENCE.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
             rand::random::<u64>()
         );
         let value = serde_json::to_string(notification).map_err(|e| StoreError::Corrupt {
@@ -755,6 +759,20 @@ mod tests {
             at: None,
         };
         assert_eq!(md.to_message().to_json()["markdown"]["title"], "Build #42");
+    }
+
+    #[test]
+    fn a_robot_send_that_may_have_been_posted_is_never_retried() {
+        let kind = |status| {
+            robot_result("x", status, b"", Idempotence::Unsafe)
+                .unwrap_err()
+                .kind
+        };
+        assert_eq!(kind(503), PlatformErrorKind::Unavailable);
+        assert_eq!(kind(429), PlatformErrorKind::RateLimited);
+        for status in [500, 502, 504] {
+            assert_eq!(kind(status), PlatformErrorKind::OutcomeUnknown, "{status}");
+        }
     }
 
     #[test]

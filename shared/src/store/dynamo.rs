@@ -47,6 +47,19 @@ fn is_condition_failure<E: ProvideErrorMetadata, R>(err: &SdkError<E, R>) -> boo
         .is_some_and(|c| c == "ConditionalCheckFailedException")
 }
 
+/// Whether a conditional write happened: a failed condition is `false`, not an error.
+fn conditional<T, E, R>(result: Result<T, SdkError<E, R>>) -> Result<bool, StoreError>
+where
+    E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
+    R: std::fmt::Debug + Send + Sync + 'static,
+{
+    match result {
+        Ok(_) => Ok(true),
+        Err(e) if is_condition_failure(&e) => Ok(false),
+        Err(e) => Err(unavailable(e)),
+    }
+}
+
 fn s(v: &str) -> AttributeValue {
     AttributeValue::S(v.to_owned())
 }
@@ -215,11 +228,7 @@ impl StateStore for DynamoStore {
             .expression_attribute_values(":now", n(self.clock.now_s()))
             .send()
             .await;
-        match result {
-            Ok(_) => Ok(true),
-            Err(e) if is_condition_failure(&e) => Ok(false),
-            Err(e) => Err(unavailable(e)),
-        }
+        conditional(result)
     }
 
     async fn delete(&self, key: &Key) -> Result<(), StoreError> {
@@ -248,11 +257,7 @@ impl StateStore for DynamoStore {
             .expression_attribute_values(":now", n(self.clock.now_s()))
             .send()
             .await;
-        match result {
-            Ok(_) => Ok(true),
-            Err(e) if is_condition_failure(&e) => Ok(false),
-            Err(e) => Err(unavailable(e)),
-        }
+        conditional(result)
     }
 
     async fn query_prefix(
