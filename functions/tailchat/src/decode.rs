@@ -39,17 +39,28 @@ pub(crate) enum Parsed {
 /// `buttonCallback` of forks, future kinds, a body without a type) is acknowledged and ignored
 /// before any other field is required. A `message` item lacking its fields is malformed.
 pub(crate) fn parse_inbox_item(body: &[u8]) -> Result<Parsed, HookError> {
-    let value: serde_json::Value =
-        serde_json::from_slice(body).map_err(|e| HookError::Malformed(format!("not JSON: {e}")))?;
-    let Some(object) = value.as_object() else {
-        return Err(HookError::Malformed("not a Tailchat inbox item".into()));
-    };
-    match object.get("type").and_then(|t| t.as_str()) {
-        Some("message") => {}
-        Some(other) => return Ok(Parsed::Other(other.to_owned())),
-        None => return Ok(Parsed::Other("(none)".to_owned())),
+    /// Only the type: everything else is skipped unread.
+    #[derive(serde::Deserialize)]
+    struct Kind<'a> {
+        #[serde(rename = "type", borrow, default)]
+        kind: Option<Cow<'a, str>>,
     }
-    let item: InboxItem = serde_json::from_value(value)
+    if body.trim_ascii_start().first() != Some(&b'{') {
+        return Err(HookError::Malformed(
+            "not a Tailchat inbox item: not a JSON object".into(),
+        ));
+    }
+    let kind = match serde_json::from_slice::<Kind<'_>>(body) {
+        Ok(Kind { kind: Some(kind) }) => kind,
+        // No type, or a type that is not a string: not a message.
+        Ok(Kind { kind: None }) => return Ok(Parsed::Other("(none)".to_owned())),
+        Err(e) if e.is_data() => return Ok(Parsed::Other("(none)".to_owned())),
+        Err(e) => return Err(HookError::Malformed(format!("not JSON: {e}"))),
+    };
+    if kind != "message" {
+        return Ok(Parsed::Other(kind.into_owned()));
+    }
+    let item: InboxItem = serde_json::from_slice(body)
         .map_err(|e| HookError::Malformed(format!("not a Tailchat inbox item: {e}")))?;
     let payload: MessagePayload = serde_json::from_value(item.payload.clone())
         .map_err(|e| HookError::Malformed(format!("message payload: {e}")))?;

@@ -2,7 +2,6 @@
 
 use std::borrow::Cow;
 
-use serde::Deserialize;
 use std::sync::LazyLock;
 
 use hookline::error::HookError;
@@ -81,15 +80,14 @@ fn malformed(e: serde_json::Error) -> HookError {
     HookError::Malformed(format!("callback body: {e}"))
 }
 
-/// The body's routing fields, and the body: a JSON object, or malformed.
-fn routing(body: &[u8]) -> Result<(Routing, serde_json::Value), HookError> {
-    let value: serde_json::Value = serde_json::from_slice(body).map_err(malformed)?;
-    if !value.is_object() {
+/// The body's routing fields; the body must be a JSON object.
+fn routing(body: &[u8]) -> Result<Routing, HookError> {
+    if body.trim_ascii_start().first() != Some(&b'{') {
         return Err(HookError::Malformed(
             "callback body: not a JSON object".into(),
         ));
     }
-    Ok((Routing::deserialize(&value).map_err(malformed)?, value))
+    serde_json::from_slice(body).map_err(malformed)
 }
 
 /// Decodes a callback whose query said `command`.
@@ -103,14 +101,14 @@ pub(crate) fn decode_callback(
     match command {
         None => ignored("console URL probe"),
         Some(GROUP_MESSAGE) => {
-            let (routing, value) = routing(body)?;
+            let routing = routing(body)?;
             if !routing.at_robots.iter().flatten().any(|r| r == bot_id) {
                 return ignored("group message for another chatbot");
             }
             if routing.from_account.starts_with("@RBT#") {
                 return ignored("a chatbot's own message");
             }
-            let msg = GroupMessage::deserialize(&value).map_err(malformed)?;
+            let msg: GroupMessage = serde_json::from_slice(body).map_err(malformed)?;
             let text = strip_leading_mentions(&text_of(&msg.msg_body));
             let incoming = Incoming {
                 platform: Platform::Tencent,
@@ -136,14 +134,14 @@ pub(crate) fn decode_callback(
             }))
         }
         Some(C2C_MESSAGE) => {
-            let (routing, value) = routing(body)?;
+            let routing = routing(body)?;
             if routing.to_account != bot_id {
                 return ignored("one-to-one message to another account");
             }
             if routing.from_account.starts_with("@RBT#") {
                 return ignored("a chatbot's own message");
             }
-            let msg = C2cMessage::deserialize(&value).map_err(malformed)?;
+            let msg: C2cMessage = serde_json::from_slice(body).map_err(malformed)?;
             let text = text_of(&msg.msg_body).trim().to_owned();
             let incoming = Incoming {
                 platform: Platform::Tencent,
