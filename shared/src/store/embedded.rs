@@ -98,28 +98,31 @@ impl EmbeddedStore {
         self.blocking(sweep).await
     }
 
-    /// Runs a write, then the sweep when one is due (at most one caller takes it).
+    /// Runs a write; when a sweep is due, the first writer to see it starts one in the
+    /// background (the write's caller does not wait for it).
     async fn write<T, F>(&self, f: F) -> Result<T, StoreError>
     where
         T: Send + 'static,
         F: FnOnce(&Database, i64) -> Result<T, StoreError> + Send + 'static,
     {
-        let last_sweep = Arc::clone(&self.last_sweep);
-        self.blocking(move |db, now| {
-            let out = f(db, now)?;
-            let last = last_sweep.load(Ordering::Relaxed);
-            if now - last >= SWEEP_EVERY_S
-                && last_sweep
-                    .compare_exchange(last, now, Ordering::AcqRel, Ordering::Relaxed)
-                    .is_ok()
-                && let Err(e) = sweep(db, now)
-            {
-                // The write itself succeeded; a failed sweep is retried at the next one due.
-                tracing::warn!(error = %e, "could not delete expired items");
-            }
-            Ok(out)
-        })
-        .await
+        let out = self.blocking(f).await?;
+        let now = self.clock.now_s();
+        let last = self.last_sweep.load(Ordering::Relaxed);
+        if now - last >= SWEEP_EVERY_S
+            && self
+                .last_sweep
+                .compare_exchange(last, now, Ordering::AcqRel, Ordering::Relaxed)
+                .is_ok()
+        {
+            let db = Arc::clone(&self.db);
+            tokio::task::spawn_blocking(move || {
+                if let Err(e) = sweep(&db, now) {
+                    // A failed sweep is tried again when the next one is due.
+                    tracing::warn!(error = %e, "could not delete expired items");
+                }
+            });
+        }
+        Ok(out)
     }
 
     async fn blocking<T, F>(&self, f: F) -> Result<T, StoreError>
@@ -381,17 +384,27 @@ mod tests {
         assert_eq!(store.sweep_expired().await.unwrap(), 0);
         assert!(store.get(&Key::new("p", "keep")).await.unwrap().is_some());
 
-        // Without anyone asking: the first write after SWEEP_EVERY_S sweeps.
+        // Without anyone asking: the first write after SWEEP_EVERY_S starts a sweep.
         let soon = clock.now_s() + 10;
         store
             .put(&Key::new("p", "old"), "x", Some(soon))
             .await
             .unwrap();
+        let stored = |store: &EmbeddedStore| {
+            let txn = store.db.begin_read().unwrap();
+            txn.open_table(ITEMS).unwrap().len().unwrap()
+        };
+        assert_eq!(stored(&store), 2, "keep, and old");
         clock.advance(Duration::from_secs(
             u64::try_from(SWEEP_EVERY_S).unwrap() + 1,
         ));
         store.put(&Key::new("p", "new"), "x", None).await.unwrap();
-        assert_eq!(store.sweep_expired().await.unwrap(), 0, "already swept");
+        let mut waited = 0;
+        while stored(&store) != 2 && waited < 200 {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+            waited += 1;
+        }
+        assert_eq!(stored(&store), 2, "old is gone: keep, and new");
     }
 
     #[test]
