@@ -352,20 +352,31 @@ mod tests {
 
     use super::*;
 
-    /// A loopback server answering `statuses` in turn (then 200), counting hits.
-    async fn server(statuses: Vec<u16>) -> (String, Arc<AtomicUsize>) {
+    /// A loopback server answering its n-th request (from 0) with `answer(n)`, counting hits.
+    async fn server_with<F>(answer: F) -> (String, Arc<AtomicUsize>)
+    where
+        F: Fn(usize) -> axum::response::Response + Clone + Send + Sync + 'static,
+    {
         let hits = Arc::new(AtomicUsize::new(0));
         let counter = Arc::clone(&hits);
         let app = Router::new().route(
             "/",
             post(move || {
-                let n = counter.fetch_add(1, Ordering::SeqCst);
-                let code = statuses.get(n).copied().unwrap_or(200);
-                async move { S::from_u16(code).unwrap_or(S::OK) }
+                let response = answer(counter.fetch_add(1, Ordering::SeqCst));
+                async move { response }
             }),
         );
         let base = crate::runtime::serve_on_loopback(app).await.unwrap();
         (format!("{base}/?token=abc"), hits)
+    }
+
+    /// A loopback server answering `statuses` in turn (then 200), counting hits.
+    async fn server(statuses: Vec<u16>) -> (String, Arc<AtomicUsize>) {
+        server_with(move |n| {
+            let code = statuses.get(n).copied().unwrap_or(200);
+            S::from_u16(code).unwrap_or(S::OK).into_response()
+        })
+        .await
     }
 
     fn fast() -> HttpClient {
@@ -442,24 +453,15 @@ mod tests {
 
     /// A loopback server answering 503 with `Retry-After: <HTTP-date 2 s ahead>`, then 200.
     async fn dated_server() -> (String, Arc<AtomicUsize>) {
-        let hits = Arc::new(AtomicUsize::new(0));
-        let counter = Arc::clone(&hits);
-        let app = Router::new().route(
-            "/",
-            post(move || {
-                let n = counter.fetch_add(1, Ordering::SeqCst);
-                async move {
-                    let at = httpdate::fmt_http_date(SystemTime::now() + Duration::from_secs(2));
-                    if n == 0 {
-                        (S::SERVICE_UNAVAILABLE, [(RETRY_AFTER, at)]).into_response()
-                    } else {
-                        S::OK.into_response()
-                    }
-                }
-            }),
-        );
-        let base = crate::runtime::serve_on_loopback(app).await.unwrap();
-        (format!("{base}/"), hits)
+        server_with(|n| {
+            if n == 0 {
+                let at = httpdate::fmt_http_date(SystemTime::now() + Duration::from_secs(2));
+                (S::SERVICE_UNAVAILABLE, [(RETRY_AFTER, at)]).into_response()
+            } else {
+                S::OK.into_response()
+            }
+        })
+        .await
     }
 
     fn patient() -> HttpClient {

@@ -189,7 +189,8 @@ fn setup_deps() -> anyhow::Result<(Deps, tempfile::TempDir)> {
 }
 
 async fn setup_tencent(nick: &str, groups: &[String]) -> anyhow::Result<()> {
-    let config = hookline_tencent::TencentConfig::from_env()?;
+    // Setting up calls the REST API only: the callback token is the function's business.
+    let config = hookline_tencent::TencentConfig::for_api_calls(&ProcessEnv)?;
     let (deps, _scratch) = setup_deps()?;
     let client = hookline_tencent::TencentClient::new(&config, &deps);
     client.create_robot(&config.bot_id, nick).await?;

@@ -43,8 +43,28 @@ impl TencentConfig {
         Self::from_source(&ProcessEnv)
     }
 
-    /// Reads any [`Env`].
+    /// Reads any [`Env`], for a chatbot that answers callbacks: callback authentication is
+    /// required (see [`TOKEN_REQUIRED`]).
     pub fn from_source(env: &dyn Env) -> Result<Self, ConfigError> {
+        let config = Self::for_api_calls(env)?;
+        if config.callback_token.is_none() {
+            if !flag(env, "TENCENT_ALLOW_UNSIGNED")? {
+                return Err(ConfigError::Invalid {
+                    name: "TENCENT_CALLBACK_TOKEN",
+                    reason: TOKEN_REQUIRED.into(),
+                });
+            }
+            tracing::warn!(
+                "TENCENT_ALLOW_UNSIGNED=1: callbacks are checked by SdkAppid only, and anyone who \
+                 knows it can drive the chatbot; set TENCENT_CALLBACK_TOKEN"
+            );
+        }
+        Ok(config)
+    }
+
+    /// Reads any [`Env`], for a tool that only calls the REST API (`hookline setup tencent`):
+    /// it receives no callback, so needs no callback token (one that is set is still checked).
+    pub fn for_api_calls(env: &dyn Env) -> Result<Self, ConfigError> {
         let sdkappid =
             required(env, "TENCENT_SDKAPPID")?
                 .parse()
@@ -60,26 +80,16 @@ impl TencentConfig {
             });
         }
         let callback_token = optional(env, "TENCENT_CALLBACK_TOKEN").map(Secret::new);
-        match &callback_token {
-            Some(t) if !(MIN_TOKEN_LEN..=128).contains(&t.expose().len()) => {
-                return Err(ConfigError::Invalid {
-                    name: "TENCENT_CALLBACK_TOKEN",
-                    reason: format!(
-                        "must be {MIN_TOKEN_LEN} to 128 characters (the console accepts up to 128)"
-                    ),
-                });
-            }
-            Some(_) => {}
-            None if flag(env, "TENCENT_ALLOW_UNSIGNED")? => tracing::warn!(
-                "TENCENT_ALLOW_UNSIGNED=1: callbacks are checked by SdkAppid only, and anyone who \
-                 knows it can drive the chatbot; set TENCENT_CALLBACK_TOKEN"
-            ),
-            None => {
-                return Err(ConfigError::Invalid {
-                    name: "TENCENT_CALLBACK_TOKEN",
-                    reason: TOKEN_REQUIRED.into(),
-                });
-            }
+        if callback_token
+            .as_ref()
+            .is_some_and(|t| !(MIN_TOKEN_LEN..=128).contains(&t.expose().len()))
+        {
+            return Err(ConfigError::Invalid {
+                name: "TENCENT_CALLBACK_TOKEN",
+                reason: format!(
+                    "must be {MIN_TOKEN_LEN} to 128 characters (the console accepts up to 128)"
+                ),
+            });
         }
         Ok(Self {
             sdkappid,
@@ -137,6 +147,8 @@ mod tests {
             "{err}"
         );
         assert!(err.contains("callback authentication") && err.contains("TENCENT_ALLOW_UNSIGNED"));
+        // `setup` only calls the REST API: no callback, no token needed.
+        assert!(TencentConfig::for_api_calls(&env).is_ok());
         env.insert("TENCENT_ALLOW_UNSIGNED", "1");
         assert!(
             TencentConfig::from_source(&env)

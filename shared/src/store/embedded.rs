@@ -138,10 +138,11 @@ impl EmbeddedStore {
     }
 }
 
-/// Deletes the expired items in one write transaction.
+/// Deletes the expired items in one write transaction, committed only when it removed any (a
+/// commit is an fsync, and the sweep at open is on every cold start's path).
 fn sweep(db: &Database, now: i64) -> Result<usize, StoreError> {
     let txn = db.begin_write().map_err(unavailable)?;
-    let removed = usize::try_from({
+    let removed = {
         let mut table = txn.open_table(ITEMS).map_err(unavailable)?;
         let before = table.len().map_err(unavailable)?;
         // Unreadable records are kept: a sweep must never destroy what it cannot judge.
@@ -151,10 +152,13 @@ fn sweep(db: &Database, now: i64) -> Result<usize, StoreError> {
             })
             .map_err(unavailable)?;
         before - table.len().map_err(unavailable)?
-    })
-    .unwrap_or(usize::MAX);
-    txn.commit().map_err(unavailable)?;
-    Ok(removed)
+    };
+    if removed == 0 {
+        txn.abort().map_err(unavailable)?;
+    } else {
+        txn.commit().map_err(unavailable)?;
+    }
+    Ok(usize::try_from(removed).unwrap_or(usize::MAX))
 }
 
 #[cfg(unix)]
