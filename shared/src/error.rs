@@ -132,6 +132,9 @@ pub enum HookError {
     /// The function is misconfigured.
     #[error(transparent)]
     Config(#[from] ConfigError),
+    /// The bot asked for a retry later ([`crate::bot::BotError::Retry`]).
+    #[error("the bot asked to retry later: {0}")]
+    BotRetry(String),
 }
 
 /// What the pipeline does with a failure after the event was claimed.
@@ -172,7 +175,7 @@ impl HookError {
             // later rather than pretending this one was handled.
             Self::InProgress => StatusCode::CONFLICT,
             // Transient: the event was not processed, a redelivery can succeed.
-            Self::Store(_) => StatusCode::SERVICE_UNAVAILABLE,
+            Self::Store(_) | Self::BotRetry(_) => StatusCode::SERVICE_UNAVAILABLE,
             Self::Platform(e) if e.is_retryable() => StatusCode::BAD_GATEWAY,
             // Reached only when a caller does not apply `disposition` (e.g. during decode).
             Self::Platform(_) | Self::Config(_) => StatusCode::INTERNAL_SERVER_ERROR,

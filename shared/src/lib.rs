@@ -3,7 +3,7 @@
 //! Everything platform-neutral: the neutral [`model`], the webhook [`pipeline`] (verify → decode
 //! → claim → bot → send → complete → ack) behind one [`pipeline::Adapter`] trait, the single
 //! [`error::HookError`] that decides every status code, the [`store::StateStore`] with its
-//! DynamoDB and embedded backends, [`idempotency`], cached [`credential`]s, the default [`bot`],
+//! DynamoDB and embedded backends, [`idempotency`], cached [`credential`]s, the bot author's API ([`bot`], [`testing`]),
 //! the outbound [`http`] client, and the [`runtime`] switch between Lambda and a local server.
 //!
 //! Environment: `HOOKLINE_TABLE` (DynamoDB table; unset → embedded store), `HOOKLINE_DATA_DIR`
@@ -27,6 +27,7 @@ pub mod runtime;
 pub mod secret;
 pub mod store;
 pub mod telemetry;
+pub mod testing;
 
 /// Re-exported so that bot authors and store implementers need no extra dependency.
 pub use async_trait::async_trait;

@@ -29,6 +29,13 @@ impl Platform {
             Self::TamTam => "tamtam",
         }
     }
+
+    /// Whether [`Body::Choices`] become buttons whose press comes back as a button press
+    /// ([`IncomingKind::Callback`]): TamTam only. DingTalk's card buttons post their label as a
+    /// new message; Tailchat and Tencent show a numbered list.
+    pub fn has_callback_buttons(self) -> bool {
+        matches!(self, Self::TamTam)
+    }
 }
 
 impl fmt::Display for Platform {
@@ -80,6 +87,16 @@ id_newtype!(
     EventId,
 );
 
+/// Whether a chat is a group or a direct (one-to-one) chat with the bot.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ChatKind {
+    /// A group, channel or community topic: several people.
+    Group,
+    /// A one-to-one chat with the bot.
+    Direct,
+}
+
 /// One event the bot should answer, in platform-neutral form.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Incoming {
@@ -89,12 +106,23 @@ pub struct Incoming {
     pub event_id: EventId,
     /// The conversation to answer in.
     pub chat: ChatId,
+    /// Group or direct chat.
+    pub chat_kind: ChatKind,
     /// Who triggered it.
     pub sender: UserId,
+    /// The sender's display name, where the platform sends one (DingTalk, TamTam).
+    pub sender_name: Option<String>,
+    /// Whether the bot was addressed: mentioned, answered in a direct chat, a button of its own
+    /// pressed. Every platform today delivers only such events, so this is `true` unless a
+    /// platform delivers a group's every message.
+    pub addressed: bool,
     /// When the platform says it happened (Unix ms); also orders the bot's notes.
     pub sent_at_ms: i64,
     /// What happened.
     pub kind: IncomingKind,
+    /// The webhook body exactly as received: the escape hatch to the platform's own payload
+    /// (see `Ctx::payload`). Cheap to clone.
+    pub raw: bytes::Bytes,
 }
 
 /// What happened.
@@ -112,11 +140,28 @@ pub enum IncomingKind {
     Unsupported(String),
 }
 
-/// One thing the bot wants to say.
+/// One thing the bot wants to say: a [`Body`], and whether to name the sender.
+///
+/// What a platform cannot show degrades the same way every time (the README's table): markdown
+/// becomes [`markdown_to_plain`] text, choices a numbered list, a notification a message.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Reply {
+pub struct Reply {
+    /// What to say.
+    pub body: Body,
+    /// Name the sender in a group chat. Tailchat, Tencent groups and DingTalk groups always
+    /// do (their reply recipes mention the asker); on TamTam this adds `@username` (or the
+    /// display name) in front. Direct chats never need it.
+    pub mention_sender: bool,
+}
+
+/// The content of a [`Reply`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Body {
     /// Plain text.
     Text(String),
+    /// Markdown (`**bold**`, `*italic*`, `` `code` ``, `[text](url)`, `# heading`): rendered
+    /// on TamTam and DingTalk, sent as [`markdown_to_plain`] text elsewhere.
+    Markdown(String),
     /// A question with choices: buttons where the platform has them, text elsewhere.
     Choices {
         /// The question.
@@ -124,17 +169,37 @@ pub enum Reply {
         /// The choices, in order.
         choices: Vec<Choice>,
     },
-    /// A short acknowledgement of a button press (TamTam `/answers` notification).
+    /// A short acknowledgement of a button press (TamTam's callback notification); a message
+    /// elsewhere.
     Notification(String),
 }
 
-/// One choice of a [`Reply::Choices`].
+/// One choice of a [`Body::Choices`].
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Choice {
     /// What the user sees.
     pub label: String,
     /// What comes back when it is chosen.
     pub payload: String,
+}
+
+impl Choice {
+    /// A choice.
+    pub fn new(label: impl Into<String>, payload: impl Into<String>) -> Self {
+        Self {
+            label: label.into(),
+            payload: payload.into(),
+        }
+    }
+}
+
+impl From<Body> for Reply {
+    fn from(body: Body) -> Self {
+        Self {
+            body,
+            mention_sender: false,
+        }
+    }
 }
 
 /// `text` cut to at most `max_bytes` bytes of UTF-8 on a character boundary, ending in `…`
@@ -151,11 +216,44 @@ pub fn truncate_bytes(text: &str, max_bytes: usize) -> std::borrow::Cow<'_, str>
 }
 
 impl Reply {
-    /// The reply as plain text, for platforms without buttons.
+    /// Plain text.
+    pub fn text(text: impl Into<String>) -> Self {
+        Body::Text(text.into()).into()
+    }
+
+    /// Markdown, with the plain-text fallback of [`markdown_to_plain`].
+    pub fn markdown(markdown: impl Into<String>) -> Self {
+        Body::Markdown(markdown.into()).into()
+    }
+
+    /// A question with choices.
+    pub fn choices(text: impl Into<String>, choices: impl IntoIterator<Item = Choice>) -> Self {
+        Body::Choices {
+            text: text.into(),
+            choices: choices.into_iter().collect(),
+        }
+        .into()
+    }
+
+    /// A short acknowledgement of a button press.
+    pub fn notification(text: impl Into<String>) -> Self {
+        Body::Notification(text.into()).into()
+    }
+
+    /// The same reply, naming the sender in a group chat.
+    #[must_use]
+    pub fn mention_sender(mut self) -> Self {
+        self.mention_sender = true;
+        self
+    }
+
+    /// The reply as plain text, for platforms without buttons or markdown: markdown through
+    /// [`markdown_to_plain`], choices as a numbered list.
     pub fn to_plain_text(&self) -> String {
-        match self {
-            Self::Text(t) | Self::Notification(t) => t.clone(),
-            Self::Choices { text, choices } => {
+        match &self.body {
+            Body::Text(t) | Body::Notification(t) => t.clone(),
+            Body::Markdown(m) => markdown_to_plain(m),
+            Body::Choices { text, choices } => {
                 let mut out = text.clone();
                 for (i, c) in choices.iter().enumerate() {
                     out.push_str(&format!("\n{}. {}", i + 1, c.label));
@@ -163,6 +261,73 @@ impl Reply {
                 out
             }
         }
+    }
+}
+
+/// The plain-text fallback of markdown, the same on every platform: emphasis markers (`**`,
+/// `__`, `*`, `~~`, `` ` ``, and `_` around a word) and heading or quote markers at line starts
+/// are dropped, a link `[text](url)` becomes `text (url)`, code-fence lines are dropped (their
+/// content kept), and everything else is kept as written.
+pub fn markdown_to_plain(markdown: &str) -> String {
+    let mut out = String::with_capacity(markdown.len());
+    let mut first = true;
+    for line in markdown.lines() {
+        if line.trim_start().starts_with("```") {
+            continue;
+        }
+        if !first {
+            out.push('\n');
+        }
+        first = false;
+        let trimmed = line.trim_start();
+        let line = if let Some(heading) = trimmed.strip_prefix('#') {
+            heading.trim_start_matches('#').trim_start()
+        } else if let Some(quote) = trimmed.strip_prefix('>') {
+            quote.trim_start()
+        } else {
+            line
+        };
+        inline_plain(line, &mut out);
+    }
+    out
+}
+
+fn inline_plain(line: &str, out: &mut String) {
+    let chars: Vec<char> = line.chars().collect();
+    let mut i = 0;
+    while i < chars.len() {
+        let c = chars[i];
+        match c {
+            '[' => {
+                // [text](url) → text (url)
+                let rest: String = chars[i..].iter().collect();
+                if let Some(close) = rest.find("](")
+                    && let Some(end) = rest[close..].find(')')
+                {
+                    let text = &rest[1..close];
+                    let url = &rest[close + 2..close + end];
+                    inline_plain(text, out);
+                    if !url.is_empty() && url != text {
+                        out.push_str(&format!(" ({url})"));
+                    }
+                    i += rest[..close + end + 1].chars().count();
+                    continue;
+                }
+                out.push('[');
+            }
+            '*' | '~' | '`' => {}
+            '_' => {
+                let before = i.checked_sub(1).map(|j| chars[j]);
+                let after = chars.get(i + 1).copied();
+                let inside_word = before.is_some_and(char::is_alphanumeric)
+                    && after.is_some_and(char::is_alphanumeric);
+                if inside_word {
+                    out.push('_');
+                }
+            }
+            other => out.push(other),
+        }
+        i += 1;
     }
 }
 
@@ -199,20 +364,25 @@ mod tests {
 
     #[test]
     fn choices_render_as_numbered_text() {
-        let reply = Reply::Choices {
-            text: "Pick one:".into(),
-            choices: vec![
-                Choice {
-                    label: "Yes".into(),
-                    payload: "choice:yes".into(),
-                },
-                Choice {
-                    label: "No".into(),
-                    payload: "choice:no".into(),
-                },
+        let reply = Reply::choices(
+            "Pick one:",
+            [
+                Choice::new("Yes", "choice:yes"),
+                Choice::new("No", "choice:no"),
             ],
-        };
+        );
         assert_eq!(reply.to_plain_text(), "Pick one:\n1. Yes\n2. No");
+    }
+
+    #[test]
+    fn markdown_falls_back_to_predictable_plain_text() {
+        let md = "# Weather\n**Sunny**, *warm* and `dry`\n> see [the forecast](https://x.test/f)\n```\nsnake_case stays\n```\n__done__ ~~not~~";
+        assert_eq!(
+            markdown_to_plain(md),
+            "Weather\nSunny, warm and dry\nsee the forecast (https://x.test/f)\nsnake_case stays\ndone not"
+        );
+        assert_eq!(Reply::markdown("[a](a)").to_plain_text(), "a");
+        assert_eq!(markdown_to_plain("[unclosed"), "[unclosed");
     }
 
     #[test]

@@ -16,8 +16,9 @@ use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use bytes::Bytes;
+use futures_util::FutureExt as _;
 
-use crate::bot::{Bot, ChatState};
+use crate::bot::{BotError, Ctx, SharedBot};
 use crate::clock::SharedClock;
 use crate::error::{Disposition, HookError};
 use crate::idempotency::{Claim, DEFAULT_IN_PROGRESS_TTL, Idempotency};
@@ -83,6 +84,12 @@ pub trait Adapter: Send + Sync + 'static {
         delivered: &mut usize,
     ) -> impl Future<Output = Result<(), HookError>> + Send;
 
+    /// Whether the platform redelivers an event answered with an error. Tailchat never does:
+    /// a bot's "retry later" is then tried again in-process.
+    fn redelivers(&self) -> bool {
+        true
+    }
+
     /// What to do with a failure after the claim. The default follows
     /// [`HookError::disposition`]; a platform that punishes error answers (TamTam retries every
     /// non-200 for 8 hours) can drop more.
@@ -104,21 +111,22 @@ pub struct Deps {
     /// The clock.
     pub clock: SharedClock,
     /// The bot.
-    pub bot: Arc<dyn Bot>,
+    pub bot: SharedBot,
     /// The outbound HTTP client.
     pub http: crate::http::HttpClient,
 }
 
 impl Deps {
-    /// The production set: system clock, the configured store, the default bot, a fresh client.
+    /// The production set: system clock, the configured store, `bot`, a fresh client.
     pub async fn open(
         config: &crate::config::SharedConfig,
+        bot: SharedBot,
     ) -> Result<Self, Box<dyn std::error::Error + Send + Sync>> {
         let clock: SharedClock = Arc::new(crate::clock::SystemClock);
         Ok(Self {
             store: crate::store::open(config, clock.clone()).await?,
             clock,
-            bot: Arc::new(crate::bot::DefaultBot),
+            bot,
             http: crate::http::HttpClient::new()?,
         })
     }
@@ -176,13 +184,15 @@ impl<A: Adapter> Pipeline<A> {
         in_progress_ttl: Duration,
     ) -> Result<Accepted<A::Context>, HookError> {
         self.adapter.verify(request)?;
-        let inbound = match self.adapter.decode(request).await? {
+        let mut inbound = match self.adapter.decode(request).await? {
             Decoded::Event(inbound) => inbound,
             Decoded::Ignored(reason) => {
                 tracing::info!(platform = %self.adapter.platform(), %reason, "ignored");
                 return Ok(Accepted::Done);
             }
         };
+        // The bot's escape hatch to the platform's payload (a reference count, not a copy).
+        inbound.incoming.raw = request.body.clone();
         match self
             .idempotency
             .claim(&inbound.incoming.event_id, in_progress_ttl)
@@ -211,13 +221,7 @@ impl<A: Adapter> Pipeline<A> {
     ) -> Result<(), HookError> {
         let mut delivered = 0;
         let result = async {
-            let chat = ChatState::new(
-                self.deps.store.clone(),
-                self.adapter.platform(),
-                self.adapter.bot_key(),
-                &inbound.incoming,
-            );
-            let replies = self.deps.bot.handle(&inbound.incoming, &chat).await?;
+            let replies = self.run_bot(&inbound).await?;
             self.adapter.send(&inbound, &replies, &mut delivered).await
         }
         .await;
@@ -252,6 +256,60 @@ impl<A: Adapter> Pipeline<A> {
         Ok(())
     }
 
+    /// Runs the bot on one event, mapping its outcome to the retry rule: replies to send (its
+    /// own, or those of [`BotError::Answer`]), nothing (a given-up event or a panic, logged), or
+    /// [`HookError::BotRetry`] for a redelivery. Where the platform never redelivers
+    /// ([`Adapter::redelivers`]), a retry is tried again here until the deadline.
+    async fn run_bot(&self, inbound: &Inbound<A::Context>) -> Result<Vec<Reply>, HookError> {
+        let platform = self.adapter.platform();
+        let event = &inbound.incoming.event_id;
+        let started = std::time::Instant::now();
+        let mut wait = BOT_RETRY_FIRST_WAIT;
+        loop {
+            let cx = Ctx::new(
+                inbound.incoming.clone(),
+                self.adapter.bot_key(),
+                self.deps.store.clone(),
+                self.deps.http.clone(),
+                self.deps.clock.clone(),
+            );
+            let outcome = std::panic::AssertUnwindSafe(self.deps.bot.handle(cx))
+                .catch_unwind()
+                .await;
+            let why = match outcome {
+                Ok(Ok(replies)) | Ok(Err(BotError::Answer(replies))) => return Ok(replies),
+                Ok(Err(BotError::GiveUp(why))) => {
+                    tracing::error!(%platform, %event, reason = %why, "the bot gave up on this event");
+                    return Ok(Vec::new());
+                }
+                Err(panic) => {
+                    let message = panic
+                        .downcast_ref::<&str>()
+                        .map(|s| (*s).to_owned())
+                        .or_else(|| panic.downcast_ref::<String>().cloned())
+                        .unwrap_or_else(|| "a non-text panic".to_owned());
+                    tracing::error!(%platform, %event, panic = %message, "the bot panicked; the event is marked handled");
+                    return Ok(Vec::new());
+                }
+                Ok(Err(BotError::Retry(why))) => why,
+            };
+            if self.adapter.redelivers() {
+                return Err(HookError::BotRetry(why));
+            }
+            // Nothing would redeliver: try again while the invocation has time.
+            let end = crate::http::current_deadline()
+                .unwrap_or(started + BOT_RETRY_BUDGET)
+                .min(started + BOT_RETRY_BUDGET);
+            if std::time::Instant::now() + wait >= end {
+                tracing::error!(%platform, %event, reason = %why, "the bot kept asking to retry and the platform never redelivers; giving up");
+                return Ok(Vec::new());
+            }
+            tracing::warn!(%platform, %event, reason = %why, ?wait, "the bot asked to retry; trying again in-process");
+            tokio::time::sleep(wait).await;
+            wait = (wait * 2).min(BOT_RETRY_MAX_WAIT);
+        }
+    }
+
     /// The whole pipeline for one request. `deadline` (Unix ms) is the Lambda invocation's; the
     /// outbound calls' retry budget ends [`DEADLINE_RESERVE`] before it.
     pub async fn handle(
@@ -274,6 +332,13 @@ impl<A: Adapter> Pipeline<A> {
         Ok(self.adapter.ack())
     }
 }
+
+/// The first wait before a bot's retry on a platform that never redelivers; doubled each time.
+pub const BOT_RETRY_FIRST_WAIT: Duration = Duration::from_millis(500);
+/// The longest wait between a bot's in-process retries.
+pub const BOT_RETRY_MAX_WAIT: Duration = Duration::from_secs(4);
+/// How long a bot's retries may go on in-process when no deadline is set (`serve`).
+pub const BOT_RETRY_BUDGET: Duration = Duration::from_secs(20);
 
 /// What an invocation keeps of its time for recording the outcome and answering: outbound
 /// calls stop this long before the Lambda deadline.

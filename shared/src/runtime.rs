@@ -110,6 +110,25 @@ pub async fn serve(
     }
 }
 
+/// Any error of start-up, for `main` to print.
+pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+/// Runs one platform's function for `bot`: logging, the shared configuration, the platform's
+/// configuration (`config`, read before anything is opened, so a missing variable is named at
+/// once), the store, then the platform's `router` under Lambda or on `HOOKLINE_BIND`.
+pub async fn run_function<C>(
+    bot: crate::bot::SharedBot,
+    config: impl FnOnce() -> Result<C, crate::config::ConfigError>,
+    router: impl FnOnce(C, crate::pipeline::Deps) -> Router,
+) -> Result<(), BoxError> {
+    crate::telemetry::init();
+    let shared = crate::config::SharedConfig::from_env()?;
+    let config = config()?;
+    let deps = crate::pipeline::Deps::open(&shared, bot).await?;
+    serve(router(config, deps), shared.bind, shared.proxies).await?;
+    Ok(())
+}
+
 /// The caller's address of a Function URL (payload 2.0) event: `requestContext.http.sourceIp`
 /// and nothing else.
 pub fn lambda_source_ip(request: &lambda_http::Request) -> Option<IpAddr> {

@@ -841,6 +841,17 @@ impl hookline::store::StateStore for Takeover {
         }
         self.inner.put_if_absent(key, value, expires_at).await
     }
+    async fn compare_and_set(
+        &self,
+        key: &hookline::store::Key,
+        expected: Option<&str>,
+        value: &str,
+        expires_at: Option<i64>,
+    ) -> Result<bool, hookline::store::StoreError> {
+        self.inner
+            .compare_and_set(key, expected, value, expires_at)
+            .await
+    }
     async fn delete(&self, key: &hookline::store::Key) -> Result<(), hookline::store::StoreError> {
         self.inner.delete(key).await
     }

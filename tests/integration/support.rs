@@ -8,7 +8,6 @@ use axum::Router;
 use axum::body::Body;
 use axum::http::{Request, StatusCode};
 use hookline::async_trait;
-use hookline::bot::DefaultBot;
 use hookline::clock::SharedClock;
 use hookline::http::{HttpClient, RetryPolicy};
 use hookline::pipeline::Deps;
@@ -115,7 +114,7 @@ pub fn deps(store: SharedStore, clock: SharedClock) -> Deps {
     Deps {
         store,
         clock,
-        bot: Arc::new(DefaultBot),
+        bot: Arc::new(hookline_bots::echo::bot()),
         http: HttpClient::with_policy(policy, std::time::Duration::from_secs(5)).expect("client"),
     }
 }
@@ -176,6 +175,18 @@ impl StateStore for CountingStore {
         self.wrote();
         self.inner.put_if_absent(key, value, expires_at).await
     }
+    async fn compare_and_set(
+        &self,
+        key: &Key,
+        expected: Option<&str>,
+        value: &str,
+        expires_at: Option<i64>,
+    ) -> Result<bool, StoreError> {
+        self.wrote();
+        self.inner
+            .compare_and_set(key, expected, value, expires_at)
+            .await
+    }
     async fn delete(&self, key: &Key) -> Result<(), StoreError> {
         self.wrote();
         self.inner.delete(key).await
@@ -217,6 +228,17 @@ impl StateStore for NoCompleteStore {
     ) -> Result<bool, StoreError> {
         self.0.put_if_absent(key, value, expires_at).await
     }
+    async fn compare_and_set(
+        &self,
+        key: &Key,
+        expected: Option<&str>,
+        value: &str,
+        expires_at: Option<i64>,
+    ) -> Result<bool, StoreError> {
+        self.0
+            .compare_and_set(key, expected, value, expires_at)
+            .await
+    }
     async fn delete(&self, key: &Key) -> Result<(), StoreError> {
         self.0.delete(key).await
     }
@@ -249,6 +271,15 @@ impl StateStore for DownStore {
         Err(down())
     }
     async fn put_if_absent(&self, _: &Key, _: &str, _: Option<i64>) -> Result<bool, StoreError> {
+        Err(down())
+    }
+    async fn compare_and_set(
+        &self,
+        _: &Key,
+        _: Option<&str>,
+        _: &str,
+        _: Option<i64>,
+    ) -> Result<bool, StoreError> {
         Err(down())
     }
     async fn delete(&self, _: &Key) -> Result<(), StoreError> {

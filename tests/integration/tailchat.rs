@@ -434,14 +434,10 @@ struct TwoReplies;
 
 #[hookline::async_trait]
 impl hookline::bot::Bot for TwoReplies {
-    async fn handle(
-        &self,
-        _: &hookline::model::Incoming,
-        _: &hookline::bot::ChatState,
-    ) -> Result<Vec<hookline::model::Reply>, hookline::store::StoreError> {
+    async fn handle(&self, _: hookline::bot::Ctx) -> hookline::bot::BotResult {
         Ok(vec![
-            hookline::model::Reply::Text("first".into()),
-            hookline::model::Reply::Text("second".into()),
+            hookline::model::Reply::text("first"),
+            hookline::model::Reply::text("second"),
         ])
     }
 }

@@ -3,7 +3,7 @@
 use std::borrow::Cow;
 
 use hookline::error::HookError;
-use hookline::model::{Decoded, Inbound, Incoming, IncomingKind, Platform};
+use hookline::model::{ChatKind, Decoded, Inbound, Incoming, IncomingKind, Platform};
 use url::Url;
 
 use crate::event::Callback;
@@ -58,6 +58,14 @@ pub(crate) fn decode_callback(
         platform: Platform::DingTalk,
         event_id: callback.msg_id.into(),
         chat: callback.conversation_id.as_str().into(),
+        chat_kind: if group {
+            ChatKind::Group
+        } else {
+            ChatKind::Direct
+        },
+        sender_name: callback.sender_nick.filter(|n| !n.is_empty()),
+        addressed: true,
+        raw: Default::default(),
         sender: staff_id
             .clone()
             .or(callback.sender_id)

@@ -41,6 +41,8 @@ pub(crate) struct Callback {
     pub sender_id: Option<String>,
     #[serde(default)]
     pub is_in_at_list: Option<bool>,
+    #[serde(default)]
+    pub sender_nick: Option<String>,
 }
 
 /// `at` of an outgoing message.

@@ -25,7 +25,7 @@ use axum::routing::post;
 use axum::{Json, Router};
 use hookline::error::{HookError, PlatformError, PlatformErrorKind};
 use hookline::http::Idempotence;
-use hookline::model::{Decoded, Inbound, Platform, Reply};
+use hookline::model::{Body, Decoded, Inbound, Platform, Reply};
 use hookline::pipeline::{Adapter, Deps, MAX_BODY_BYTES, Pipeline, RawRequest, webhook};
 use hookline::secret::Secret;
 use serde::Deserialize;
@@ -34,12 +34,14 @@ mod config;
 mod decode;
 pub mod emulator;
 pub mod event;
+mod flush;
 pub mod robot;
 pub mod sign;
 pub mod webhook;
 
 pub use config::{CustomRobot, DEFAULT_API_URL, DEFAULT_SESSION_HOSTS, DingTalkConfig, VARS};
 pub use decode::DingTalkContext;
+pub use flush::run_flush;
 
 use crate::event::{At, CardButton, RobotMessage};
 use crate::robot::{Delivery, Notification, RobotSender, robot_result};
@@ -78,8 +80,13 @@ fn reply_message(reply: &Reply, ctx: &DingTalkContext) -> RobotMessage {
         at_user_ids: ctx.staff_id.iter().filter(|_| ctx.group).cloned().collect(),
         ..At::default()
     };
-    match reply {
-        Reply::Choices { text, choices } => RobotMessage::ActionCard {
+    match &reply.body {
+        Body::Markdown(markdown) => RobotMessage::Markdown {
+            title: markdown_title(markdown),
+            text: hookline::model::truncate_bytes(markdown, robot::MAX_ENTRY_BYTES).into_owned(),
+            at,
+        },
+        Body::Choices { text, choices } => RobotMessage::ActionCard {
             title: text.clone(),
             text: text.clone(),
             buttons: choices
@@ -95,15 +102,22 @@ fn reply_message(reply: &Reply, ctx: &DingTalkContext) -> RobotMessage {
                 .collect(),
             horizontal: true,
         },
-        other => RobotMessage::Text {
+        _ => RobotMessage::Text {
             content: hookline::model::truncate_bytes(
-                &other.to_plain_text(),
+                &reply.to_plain_text(),
                 robot::MAX_ENTRY_BYTES,
             )
             .into_owned(),
             at,
         },
     }
+}
+
+/// A markdown message's title (what the notification shows): its first line as plain text.
+fn markdown_title(markdown: &str) -> String {
+    let plain = hookline::model::markdown_to_plain(markdown);
+    let first = plain.lines().find(|l| !l.trim().is_empty()).unwrap_or("");
+    first.chars().take(64).collect()
 }
 
 impl DingTalkAdapter {
@@ -177,11 +191,15 @@ impl DingTalkAdapter {
                 ctx.conversation_id
             )));
         }
+        let markdown = matches!(reply.body, Body::Markdown(_));
+        let text = match &reply.body {
+            Body::Markdown(m) => m.clone(),
+            _ => reply.to_plain_text(),
+        };
         let notification = Notification {
-            text: hookline::model::truncate_bytes(&reply.to_plain_text(), robot::MAX_ENTRY_BYTES)
-                .into_owned(),
-            title: None,
-            markdown: false,
+            text: hookline::model::truncate_bytes(&text, robot::MAX_ENTRY_BYTES).into_owned(),
+            title: markdown.then(|| markdown_title(&text)),
+            markdown,
             at: ctx
                 .staff_id
                 .clone()
@@ -385,4 +403,10 @@ pub fn router(config: DingTalkConfig, deps: Deps) -> Router {
 pub fn pipeline(config: DingTalkConfig, deps: Deps) -> Pipeline<DingTalkAdapter> {
     let adapter = DingTalkAdapter::new(config, &deps);
     Pipeline::new(adapter, deps)
+}
+
+/// The `hookline-dingtalk` function for `bot`: under Lambda it serves the Function URL, elsewhere
+/// `HOOKLINE_BIND`. A crate of its own bot calls this from its `main`.
+pub async fn run(bot: hookline::bot::SharedBot) -> Result<(), hookline::runtime::BoxError> {
+    hookline::runtime::run_function(bot, DingTalkConfig::from_env, router).await
 }

@@ -95,14 +95,14 @@ pub struct App {
 pub use hookline::runtime::local_base;
 
 /// Dependencies on a throw-away embedded store in `dir` (simulations, doctor's checks).
-pub fn scratch_deps(dir: &std::path::Path) -> Result<Deps, String> {
+pub fn scratch_deps(dir: &std::path::Path, bot: hookline::bot::SharedBot) -> Result<Deps, String> {
     let clock: hookline::clock::SharedClock = Arc::new(hookline::clock::SystemClock);
     let store = hookline::store::EmbeddedStore::open(&dir.join("state.redb"), clock.clone())
         .map_err(|e| e.to_string())?;
     Ok(Deps {
         store: Arc::new(store),
         clock,
-        bot: Arc::new(hookline::bot::DefaultBot),
+        bot,
         http: hookline::http::HttpClient::new().map_err(|e| e.to_string())?,
     })
 }
@@ -388,7 +388,6 @@ mod tests {
     use std::collections::HashMap;
     use std::sync::Arc;
 
-    use hookline::bot::DefaultBot;
     use hookline::clock::SystemClock;
     use hookline::http::HttpClient;
     use hookline::store::EmbeddedStore;
@@ -402,7 +401,7 @@ mod tests {
                 EmbeddedStore::open(&dir.path().join("s.redb"), clock.clone()).unwrap(),
             ),
             clock,
-            bot: Arc::new(DefaultBot),
+            bot: Arc::new(hookline_bots::echo::bot()),
             http: HttpClient::new().unwrap(),
         }
     }

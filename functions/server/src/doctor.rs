@@ -10,6 +10,8 @@
 //! The checks run on a scratch store, so a cached credential can neither hide a broken one nor
 //! be replaced; the configured store is only read once, to see that it answers.
 
+use std::sync::Arc;
+
 use std::fmt;
 
 use hookline::config::{ConfigError, Env, SharedConfig};
@@ -129,13 +131,14 @@ pub async fn run(env: &dyn Env) -> Report {
             return report;
         }
     };
-    let deps = match crate::app::scratch_deps(scratch.path()) {
-        Ok(deps) => deps,
-        Err(e) => {
-            report.add("doctor", Status::Fail, e);
-            return report;
-        }
-    };
+    let deps =
+        match crate::app::scratch_deps(scratch.path(), Arc::new(hookline::bot::Handlers::new())) {
+            Ok(deps) => deps,
+            Err(e) => {
+                report.add("doctor", Status::Fail, e);
+                return report;
+            }
+        };
     tailchat(env, &deps, &mut report).await;
     tencent(env, &deps, &mut report).await;
     dingtalk(env, &deps, configured, &mut report).await;

@@ -2,6 +2,7 @@
 //! one started in-process on the emulators) and prints the status and the bot's reply.
 
 use anyhow::{Context, bail};
+use hookline::bot::SharedBot;
 use hookline::clock::{Clock, SystemClock};
 use hookline::config::{Env, optional};
 use hookline_tailchat::emulator::EMULATOR_BOT_USER_ID;
@@ -212,13 +213,62 @@ pub fn dingtalk(env: &dyn Env, text: &str, live: bool, base: &str) -> Simulation
     }
 }
 
+/// What one simulated webhook got.
+#[derive(Debug, Clone)]
+pub struct Exchange {
+    /// `POST <url> -> <status>`.
+    pub request: String,
+    /// The webhook's status.
+    pub status: u16,
+    /// The webhook's answer body.
+    pub body: String,
+    /// The replies the emulator recorded, as text; `None` when the server talks to the real
+    /// platform.
+    pub replies: Option<Vec<String>>,
+}
+
 /// Runs the simulation and returns what to print.
 pub async fn run(
     env: &dyn Env,
+    bot: SharedBot,
     platform: &str,
     text: &str,
     url: Option<String>,
 ) -> anyhow::Result<String> {
+    let exchange = exchange(env, bot, platform, text, url).await?;
+    let mut out = exchange.request;
+    if !(200..300).contains(&exchange.status) {
+        out.push_str(&format!("\n{}", exchange.body));
+        if matches!(exchange.status, 401 | 404) {
+            out.push_str("\n(the server's secrets differ from this shell's environment)");
+        }
+        return Ok(out);
+    }
+    let Some(replies) = exchange.replies else {
+        out.push_str(&format!(
+            "\n(the server talks to the real {platform}: look for the reply there)"
+        ));
+        return Ok(out);
+    };
+    if replies.is_empty() {
+        out.push_str("\n(no reply was sent)");
+    }
+    for reply in replies {
+        out.push_str(&format!("\nreply: {reply}"));
+    }
+    Ok(out)
+}
+
+/// Sends one realistic webhook saying `text` to a running server at `url`, or (without `url`)
+/// to a private in-process server on the emulators running `bot`, and reads what the emulator
+/// recorded.
+pub async fn exchange(
+    env: &dyn Env,
+    bot: SharedBot,
+    platform: &str,
+    text: &str,
+    url: Option<String>,
+) -> anyhow::Result<Exchange> {
     let live = url.is_some();
     if !matches!(platform, "tailchat" | "tencent" | "tamtam" | "dingtalk") {
         bail!(
@@ -234,7 +284,7 @@ pub async fn run(
             let dir = tempfile::tempdir().context("cannot create a temporary store")?;
             let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
             let base = app::local_base(listener.local_addr()?);
-            let deps = app::scratch_deps(dir.path()).map_err(anyhow::Error::msg)?;
+            let deps = app::scratch_deps(dir.path(), bot).map_err(anyhow::Error::msg)?;
             let app = app::build(env, deps, &base, app::Emulators::ForAll);
             tokio::spawn(hookline::runtime::serve_listener(
                 listener,
@@ -273,36 +323,29 @@ pub async fn run(
         .map_err(|e| anyhow::anyhow!("cannot reach {base}: {}", e.without_url()))?;
     let status = response.status();
     let body = response.text().await.unwrap_or_default();
-    let mut out = format!("POST {base}{} -> {status}", simulation.path);
+    let mut exchange = Exchange {
+        request: format!("POST {base}{} -> {status}", simulation.path),
+        status: status.as_u16(),
+        body,
+        replies: None,
+    };
     if !status.is_success() {
-        out.push_str(&format!("\n{body}"));
-        if matches!(status.as_u16(), 401 | 404) {
-            out.push_str("\n(the server's secrets differ from this shell's environment)");
-        }
-        return Ok(out);
+        return Ok(exchange);
     }
     let sent = http
         .get(format!("{base}/_emulator/{platform}/sent"))
         .send()
         .await;
-    let recorded: Vec<Value> = match sent {
-        Ok(r) if r.status().is_success() => r.json().await.unwrap_or_default(),
-        _ => {
-            out.push_str(&format!(
-                "\n(the server talks to the real {platform}: look for the reply there)"
-            ));
-            return Ok(out);
-        }
-    };
-    let replies: Vec<String> = recorded
-        .iter()
-        .filter_map(|m| (simulation.reply_in)(m))
-        .collect();
-    if replies.is_empty() {
-        out.push_str("\n(no reply was sent)");
+    if let Ok(r) = sent
+        && r.status().is_success()
+    {
+        let recorded: Vec<Value> = r.json().await.unwrap_or_default();
+        exchange.replies = Some(
+            recorded
+                .iter()
+                .filter_map(|m| (simulation.reply_in)(m))
+                .collect(),
+        );
     }
-    for reply in replies {
-        out.push_str(&format!("\nreply: {reply}"));
-    }
-    Ok(out)
+    Ok(exchange)
 }

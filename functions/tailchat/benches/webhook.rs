@@ -21,7 +21,6 @@ use axum::body::{Body, Bytes};
 use axum::http::{Request, StatusCode};
 use axum::routing::post;
 use criterion::{Criterion, criterion_group, criterion_main};
-use hookline::bot::DefaultBot;
 use hookline::clock::{SharedClock, SystemClock};
 use hookline::http::HttpClient;
 use hookline::pipeline::Deps;
@@ -72,7 +71,7 @@ fn benches(c: &mut Criterion) {
         let deps = Deps {
             store,
             clock,
-            bot: Arc::new(DefaultBot),
+            bot: Arc::new(hookline_bots::echo::bot()),
             http: HttpClient::new().unwrap(),
         };
         let config = TailchatConfig {

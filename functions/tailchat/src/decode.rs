@@ -3,7 +3,7 @@
 use std::borrow::Cow;
 
 use hookline::error::HookError;
-use hookline::model::{Decoded, Inbound, Incoming, IncomingKind, Platform};
+use hookline::model::{ChatKind, Decoded, Inbound, Incoming, IncomingKind, Platform};
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
@@ -91,9 +91,19 @@ pub(crate) fn decode_message(
         platform: Platform::Tailchat,
         event_id: payload.message_id.as_str().into(),
         chat: payload.converse_id.as_str().into(),
+        // Tailchat DMs have no group id.
+        chat_kind: if payload.group_id.is_some() {
+            ChatKind::Group
+        } else {
+            ChatKind::Direct
+        },
         sender: payload.message_author.as_str().into(),
+        // The inbox item carries the author's id only.
+        sender_name: None,
+        addressed: true,
         sent_at_ms,
         kind: IncomingKind::Text(strip_mention_tag(&payload.message_snippet)),
+        raw: Default::default(),
     };
     let context = TailchatContext {
         group_id: payload.group_id,

@@ -64,6 +64,11 @@ impl Adapter for TailchatAdapter {
         &self.config.app_id
     }
 
+    fn redelivers(&self) -> bool {
+        // Tailchat posts an inbox item once and never again.
+        false
+    }
+
     fn verify(&self, request: &RawRequest) -> Result<(), HookError> {
         verify::verify_token(&self.config.callback_token, request)
     }
@@ -128,4 +133,10 @@ pub fn router(config: TailchatConfig, deps: Deps) -> Router {
 pub fn pipeline(config: TailchatConfig, deps: Deps) -> Pipeline<TailchatAdapter> {
     let adapter = TailchatAdapter::new(config, &deps);
     Pipeline::new(adapter, deps)
+}
+
+/// The `hookline-tailchat` function for `bot`: under Lambda it serves the Function URL, elsewhere
+/// `HOOKLINE_BIND`. A crate of its own bot calls this from its `main`.
+pub async fn run(bot: hookline::bot::SharedBot) -> Result<(), hookline::runtime::BoxError> {
+    hookline::runtime::run_function(bot, TailchatConfig::from_env, router).await
 }

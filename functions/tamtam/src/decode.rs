@@ -2,7 +2,7 @@
 
 use std::borrow::Cow;
 
-use hookline::model::{Decoded, Inbound, Incoming, IncomingKind, Platform};
+use hookline::model::{ChatKind, Decoded, Inbound, Incoming, IncomingKind, Platform};
 
 use crate::event::{BotInfo, Message, Update};
 
@@ -15,6 +15,8 @@ pub struct TamTamContext {
     pub reply_to: Option<String>,
     /// The button press to answer through `POST /answers`.
     pub callback_id: Option<String>,
+    /// The sender's `@username`, for a reply that mentions them.
+    pub sender_username: Option<String>,
 }
 
 type Decision = Decoded<Inbound<TamTamContext>>;
@@ -109,7 +111,15 @@ pub(crate) fn decode_update(update: Update, me: Option<&BotInfo>) -> Decision {
                 chat: chat_id
                     .map_or_else(|| format!("user#{}", sender.user_id), |c| c.to_string())
                     .into(),
+                chat_kind: if dialog {
+                    ChatKind::Direct
+                } else {
+                    ChatKind::Group
+                },
                 sender: sender.user_id.to_string().into(),
+                sender_name: Some(sender.name.clone()).filter(|n| !n.is_empty()),
+                addressed: true,
+                raw: Default::default(),
                 sent_at_ms: if message.timestamp > 0 {
                     message.timestamp
                 } else {
@@ -121,6 +131,7 @@ pub(crate) fn decode_update(update: Update, me: Option<&BotInfo>) -> Decision {
                 chat_id,
                 reply_to: Some(message.body.mid),
                 callback_id: None,
+                sender_username: sender.username,
             };
             Decoded::Event(Inbound { incoming, context })
         }
@@ -130,6 +141,9 @@ pub(crate) fn decode_update(update: Update, me: Option<&BotInfo>) -> Decision {
             message,
         } => {
             let chat_id = message.as_ref().and_then(|m| m.recipient.chat_id);
+            let dialog = message
+                .as_ref()
+                .is_none_or(|m| m.recipient.chat_type == "dialog");
             let incoming = Incoming {
                 platform: Platform::TamTam,
                 event_id: format!("cb#{}", callback.callback_id).into(),
@@ -139,7 +153,15 @@ pub(crate) fn decode_update(update: Update, me: Option<&BotInfo>) -> Decision {
                         |c| c.to_string(),
                     )
                     .into(),
+                chat_kind: if dialog {
+                    ChatKind::Direct
+                } else {
+                    ChatKind::Group
+                },
                 sender: callback.user.user_id.to_string().into(),
+                sender_name: Some(callback.user.name.clone()).filter(|n| !n.is_empty()),
+                addressed: true,
+                raw: Default::default(),
                 sent_at_ms: timestamp,
                 kind: IncomingKind::Callback(callback.payload.unwrap_or_default()),
             };
@@ -147,6 +169,7 @@ pub(crate) fn decode_update(update: Update, me: Option<&BotInfo>) -> Decision {
                 chat_id,
                 reply_to: None,
                 callback_id: Some(callback.callback_id),
+                sender_username: callback.user.username,
             };
             Decoded::Event(Inbound { incoming, context })
         }
@@ -160,7 +183,12 @@ pub(crate) fn decode_update(update: Update, me: Option<&BotInfo>) -> Decision {
                 platform: Platform::TamTam,
                 event_id: format!("started#{chat_id}#{}#{timestamp}", user.user_id).into(),
                 chat: chat_id.to_string().into(),
+                // bot_started comes from a dialog.
+                chat_kind: ChatKind::Direct,
                 sender: user.user_id.to_string().into(),
+                sender_name: Some(user.name.clone()).filter(|n| !n.is_empty()),
+                addressed: true,
+                raw: Default::default(),
                 sent_at_ms: timestamp,
                 kind: IncomingKind::Started(payload),
             };
@@ -170,6 +198,7 @@ pub(crate) fn decode_update(update: Update, me: Option<&BotInfo>) -> Decision {
                     chat_id: Some(chat_id),
                     reply_to: None,
                     callback_id: None,
+                    sender_username: user.username,
                 },
             })
         }
@@ -186,7 +215,11 @@ pub(crate) fn decode_update(update: Update, me: Option<&BotInfo>) -> Decision {
                 platform: Platform::TamTam,
                 event_id: format!("added#{chat_id}#{}#{timestamp}", user.user_id).into(),
                 chat: chat_id.to_string().into(),
+                chat_kind: ChatKind::Group,
                 sender: user.user_id.to_string().into(),
+                sender_name: Some(user.name.clone()).filter(|n| !n.is_empty()),
+                addressed: true,
+                raw: Default::default(),
                 sent_at_ms: timestamp,
                 kind: IncomingKind::AddedToChat,
             };
@@ -196,6 +229,7 @@ pub(crate) fn decode_update(update: Update, me: Option<&BotInfo>) -> Decision {
                     chat_id: Some(chat_id),
                     reply_to: None,
                     callback_id: None,
+                    sender_username: user.username,
                 },
             })
         }

@@ -17,7 +17,7 @@ use std::sync::Arc;
 
 use axum::Router;
 use hookline::error::HookError;
-use hookline::model::{Decoded, Inbound, Platform, Reply};
+use hookline::model::{Body, ChatKind, Decoded, Inbound, Platform, Reply};
 use hookline::pipeline::{Adapter, Deps, Pipeline, RawRequest, webhook};
 use serde_json::{Value, json};
 
@@ -40,11 +40,12 @@ use crate::event::Update;
 /// The longest message text TamTam accepts, in characters.
 pub const MAX_TEXT_CHARS: usize = 4000;
 
-/// A `NewMessageBody` for `reply`, linked as a reply to `reply_to` when given. Choices become an
-/// inline keyboard of callback buttons.
-pub fn new_message(reply: &Reply, reply_to: Option<&str>) -> Value {
-    let (text, attachments) = match reply {
-        Reply::Choices { text, choices } => {
+/// A `NewMessageBody` for `reply`, linked as a reply to `reply_to` when given, with `mention`
+/// (`@username` or a name) in front when given. Choices become an inline keyboard of callback
+/// buttons; markdown is sent with `format: "markdown"`.
+pub fn new_message(reply: &Reply, reply_to: Option<&str>, mention: Option<&str>) -> Value {
+    let (text, attachments, format) = match &reply.body {
+        Body::Choices { text, choices } => {
             let row: Vec<Value> = choices
                 .iter()
                 .map(|c| json!({"type": "callback", "text": c.label, "payload": c.payload}))
@@ -52,21 +53,31 @@ pub fn new_message(reply: &Reply, reply_to: Option<&str>) -> Value {
             (
                 text.clone(),
                 json!([{"type": "inline_keyboard", "payload": {"buttons": [row]}}]),
+                None,
             )
         }
-        other => (other.to_plain_text(), Value::Null),
+        Body::Markdown(markdown) => (markdown.clone(), Value::Null, Some("markdown")),
+        _ => (reply.to_plain_text(), Value::Null, None),
+    };
+    let text = match mention {
+        Some(who) => format!("{who} {text}"),
+        None => text,
     };
     let text: String = if text.chars().count() > MAX_TEXT_CHARS {
         text.chars().take(MAX_TEXT_CHARS - 1).chain(['…']).collect()
     } else {
         text
     };
-    json!({
+    let mut body = json!({
         "text": text,
         "attachments": attachments,
         "link": reply_to.map(|mid| json!({"type": "reply", "mid": mid})),
         "notify": true,
-    })
+    });
+    if let Some(format) = format {
+        body["format"] = json!(format);
+    }
+    body
 }
 
 /// The TamTam adapter.
@@ -147,7 +158,7 @@ impl Adapter for TamTamAdapter {
         let ctx = &inbound.context;
         let mut answered = false;
         for reply in replies {
-            if let (Reply::Notification(text), Some(callback_id)) = (reply, &ctx.callback_id) {
+            if let (Body::Notification(text), Some(callback_id)) = (&reply.body, &ctx.callback_id) {
                 if !answered {
                     self.client
                         .answer(callback_id, &json!({"message": null, "notification": text}))
@@ -161,9 +172,13 @@ impl Adapter for TamTamAdapter {
                 tracing::warn!(event = %inbound.incoming.event_id, "no chat to reply in");
                 continue;
             };
-            self.client
-                .send_message(chat_id, &new_message(reply, ctx.reply_to.as_deref()))
-                .await?;
+            let mention = (reply.mention_sender && inbound.incoming.chat_kind == ChatKind::Group)
+                .then(|| match &ctx.sender_username {
+                    Some(username) => format!("@{username}"),
+                    None => format!("{},", inbound.incoming.sender_name.as_deref().unwrap_or("")),
+                });
+            let message = new_message(reply, ctx.reply_to.as_deref(), mention.as_deref());
+            self.client.send_message(chat_id, &message).await?;
             *delivered += 1;
         }
         // An unanswered button press leaves the user's client spinning.
@@ -195,28 +210,39 @@ mod tests {
 
     #[test]
     fn replies_link_to_the_message_and_choices_become_callback_buttons() {
-        let text = new_message(&Reply::Text("Sunny".into()), Some("mid.1"));
+        let text = new_message(&Reply::text("Sunny"), Some("mid.1"), None);
         assert_eq!(
             text,
             json!({"text": "Sunny", "attachments": null, "link": {"type": "reply", "mid": "mid.1"}, "notify": true})
         );
-        let choices = Reply::Choices {
-            text: "Pick one:".into(),
-            choices: vec![Choice {
-                label: "Yes".into(),
-                payload: "choice:yes".into(),
-            }],
-        };
-        let keyboard = new_message(&choices, None);
+        let choices = Reply::choices("Pick one:", [Choice::new("Yes", "choice:yes")]);
+        let keyboard = new_message(&choices, None, None);
         assert_eq!(keyboard["link"], Value::Null);
         assert_eq!(
             keyboard["attachments"][0]["payload"]["buttons"][0][0],
             json!({"type": "callback", "text": "Yes", "payload": "choice:yes"})
         );
-        let long = new_message(&Reply::Text("x".repeat(5000)), None);
+        let long = new_message(&Reply::text("x".repeat(5000)), None, None);
         assert_eq!(
             long["text"].as_str().unwrap().chars().count(),
             MAX_TEXT_CHARS
         );
     }
+
+    #[test]
+    fn markdown_is_rendered_and_a_mention_leads_the_text() {
+        let md = new_message(&Reply::markdown("**hot**"), None, Some("@boris"));
+        assert_eq!(md["format"], "markdown");
+        assert_eq!(md["text"], "@boris **hot**");
+        assert_eq!(
+            new_message(&Reply::text("x"), None, None).get("format"),
+            None
+        );
+    }
+}
+
+/// The `hookline-tamtam` function for `bot`: under Lambda it serves the Function URL, elsewhere
+/// `HOOKLINE_BIND`. A crate of its own bot calls this from its `main`.
+pub async fn run(bot: hookline::bot::SharedBot) -> Result<(), hookline::runtime::BoxError> {
+    hookline::runtime::run_function(bot, TamTamConfig::from_env, router).await
 }

@@ -5,7 +5,7 @@ use std::borrow::Cow;
 use std::sync::LazyLock;
 
 use hookline::error::HookError;
-use hookline::model::{Decoded, Inbound, Incoming, IncomingKind, Platform};
+use hookline::model::{ChatKind, Decoded, Inbound, Incoming, IncomingKind, Platform};
 use regex::Regex;
 
 use crate::event::{C2C_MESSAGE, C2cMessage, GROUP_MESSAGE, GroupMessage, MsgElem, Routing};
@@ -118,9 +118,13 @@ pub(crate) fn decode_callback(
                     .clone()
                     .unwrap_or_else(|| msg.group_id.clone())
                     .into(),
+                chat_kind: ChatKind::Group,
                 sender: msg.from_account.as_str().into(),
+                sender_name: None,
+                addressed: true,
                 sent_at_ms: msg.msg_time.map_or(now_ms, |t| t.saturating_mul(1000)),
                 kind: kind_of(&msg.msg_body, text),
+                raw: Default::default(),
             };
             let target = Target::Group {
                 group_id: msg.group_id,
@@ -147,9 +151,13 @@ pub(crate) fn decode_callback(
                 platform: Platform::Tencent,
                 event_id: format!("c2c#{}", msg.msg_key).into(),
                 chat: format!("c2c#{}", msg.from_account).into(),
+                chat_kind: ChatKind::Direct,
                 sender: msg.from_account.as_str().into(),
+                sender_name: None,
+                addressed: true,
                 sent_at_ms: msg.msg_time.map_or(now_ms, |t| t.saturating_mul(1000)),
                 kind: kind_of(&msg.msg_body, text),
+                raw: Default::default(),
             };
             let target = Target::C2c {
                 user: msg.from_account,

@@ -1,17 +1,12 @@
 //! `hookline-tencent`: the Tencent Cloud Chat webhook as an AWS Lambda function (Function URL),
 //! or as a local server on `HOOKLINE_BIND` when not under Lambda.
-
-use hookline::config::SharedConfig;
-use hookline::pipeline::Deps;
-use hookline_tencent::TencentConfig;
+//! The bot is the echo bot, or the forward bridge with `HOOKLINE_BOT=forward`
+//! (`hookline_bots::from_env`).
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    hookline::telemetry::init();
-    let shared = SharedConfig::from_env()?;
-    let config = TencentConfig::from_env()?;
-    let deps = Deps::open(&shared).await.map_err(|e| anyhow::anyhow!(e))?;
-    let router = hookline_tencent::router(config, deps);
-    hookline::runtime::serve(router, shared.bind, shared.proxies).await?;
-    Ok(())
+    let bot = hookline_bots::from_env(&hookline::config::ProcessEnv)?;
+    hookline_tencent::run(bot)
+        .await
+        .map_err(anyhow::Error::from_boxed)
 }

@@ -231,6 +231,31 @@ impl StateStore for DynamoStore {
         conditional(result)
     }
 
+    async fn compare_and_set(
+        &self,
+        key: &Key,
+        expected: Option<&str>,
+        value: &str,
+        expires_at: Option<i64>,
+    ) -> Result<bool, StoreError> {
+        let Some(expected) = expected else {
+            return self.put_if_absent(key, value, expires_at).await;
+        };
+        let result = self
+            .client
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(Self::item_attrs(key, value, expires_at)))
+            .condition_expression(
+                "v = :v AND (attribute_not_exists(expires_at) OR expires_at > :now)",
+            )
+            .expression_attribute_values(":v", s(expected))
+            .expression_attribute_values(":now", n(self.clock.now_s()))
+            .send()
+            .await;
+        conditional(result)
+    }
+
     async fn delete(&self, key: &Key) -> Result<(), StoreError> {
         self.client
             .delete_item()

@@ -93,6 +93,22 @@ impl EmbeddedStore {
         })
     }
 
+    /// A store in memory only, gone with the process: for tests (`hookline::testing`).
+    pub fn in_memory(clock: SharedClock) -> Result<Self, StoreError> {
+        let db = redb::Builder::new()
+            .create_with_backend(redb::backends::InMemoryBackend::new())
+            .map_err(unavailable)?;
+        let txn = db.begin_write().map_err(unavailable)?;
+        txn.open_table(ITEMS).map_err(unavailable)?;
+        txn.commit().map_err(unavailable)?;
+        let now = clock.now_s();
+        Ok(Self {
+            db: Arc::new(db),
+            clock,
+            last_sweep: Arc::new(AtomicI64::new(now)),
+        })
+    }
+
     /// Deletes every expired item now; returns how many.
     pub async fn sweep_expired(&self) -> Result<usize, StoreError> {
         self.blocking(sweep).await
@@ -251,17 +267,29 @@ impl StateStore for EmbeddedStore {
         value: &str,
         expires_at: Option<i64>,
     ) -> Result<bool, StoreError> {
+        self.compare_and_set(key, None, value, expires_at).await
+    }
+
+    async fn compare_and_set(
+        &self,
+        key: &Key,
+        expected: Option<&str>,
+        value: &str,
+        expires_at: Option<i64>,
+    ) -> Result<bool, StoreError> {
         let (key, bytes) = (key.clone(), encode(value, expires_at)?);
+        let expected = expected.map(str::to_owned);
         self.write(move |db, now| {
             let txn = db.begin_write().map_err(unavailable)?;
             let written = {
                 let mut table = txn.open_table(ITEMS).map_err(unavailable)?;
                 let k = (key.pk.as_str(), key.sk.as_str());
-                if live_in(&table, k, now)?.is_some() {
-                    false
-                } else {
+                let current = live_in(&table, k, now)?;
+                if current.map(|r| r.v) == expected {
                     table.insert(k, bytes.as_slice()).map_err(unavailable)?;
                     true
+                } else {
+                    false
                 }
             };
             if written {

@@ -92,6 +92,17 @@ pub trait StateStore: Send + Sync + fmt::Debug {
         expires_at: Option<i64>,
     ) -> Result<bool, StoreError>;
 
+    /// Writes an item only if the live value is `expected` (`None`: no live item). Returns
+    /// whether this call wrote it; of racing callers with the same `expected` exactly one gets
+    /// `true`. The atomic step under the bots' typed state (increments, compare-and-set).
+    async fn compare_and_set(
+        &self,
+        key: &Key,
+        expected: Option<&str>,
+        value: &str,
+        expires_at: Option<i64>,
+    ) -> Result<bool, StoreError>;
+
     /// Deletes an item; deleting an absent item is not an error.
     async fn delete(&self, key: &Key) -> Result<(), StoreError>;
 

@@ -1,0 +1,273 @@
+//! # hookline-server
+//!
+//! The `hookline` command as a library, for any bot: every platform in one process (`serve`), a
+//! realistic webhook on demand (`simulate`), a configuration check (`doctor`), sample Lambda
+//! events (`event`) and one-time platform set-up (`setup`). Under Lambda, the same binary runs
+//! the function `HOOKLINE_FUNCTION` names, so a crate of one's own deploys one binary for every
+//! function of the SAM template.
+//!
+//! ```no_run
+//! #[tokio::main]
+//! async fn main() -> anyhow::Result<()> {
+//!     hookline_server::main(std::sync::Arc::new(hookline::bot::Handlers::new())).await
+//! }
+//! ```
+
+pub mod app;
+pub mod doctor;
+pub mod event;
+pub mod simulate;
+pub mod testing;
+
+use hookline::bot::SharedBot;
+
+use clap::{Parser, Subcommand};
+use hookline::clock::Clock;
+use hookline::config::{ProcessEnv, SharedConfig};
+use hookline::pipeline::Deps;
+use hookline::runtime::BoxError;
+
+#[derive(Parser)]
+#[command(
+    name = "hookline",
+    version,
+    about = "Serverless chat-bot webhooks, run locally"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Serve every configured platform under /<platform> on HOOKLINE_BIND.
+    Serve,
+    /// Send a realistic webhook and print the bot's reply.
+    Simulate {
+        /// The platform (tailchat, tencent, tamtam, dingtalk).
+        platform: String,
+        /// What the user says to the bot.
+        text: String,
+        /// The base URL of a running `hookline serve` (default: an in-process one).
+        #[arg(long)]
+        url: Option<String>,
+    },
+    /// Check the configuration the functions would read, and each platform's credentials
+    /// against its API (sends no chat message). Exits 1 if anything would fail.
+    Doctor,
+    /// Print a sample Lambda event of infra/events, re-stamped now and signed with the
+    /// environment's secrets (for `cargo lambda invoke` and `sam local invoke`).
+    Event {
+        /// The platform (tailchat, tencent, tamtam, dingtalk).
+        platform: String,
+        /// The event to re-stamp (default: infra/events/<platform>.json).
+        #[arg(long)]
+        file: Option<std::path::PathBuf>,
+        /// The time to stamp, in Unix seconds (default: now).
+        #[arg(long)]
+        at: Option<i64>,
+    },
+    /// One-time platform set-up through the platform's API.
+    #[command(subcommand)]
+    Setup(Setup),
+}
+
+#[derive(Subcommand)]
+enum Setup {
+    /// Subscribe the TamTam webhook and publish the bot's commands.
+    Tamtam {
+        /// The public webhook URL (its `token=` is added when missing).
+        #[arg(long)]
+        url: String,
+        /// Remove every other subscription of the bot.
+        #[arg(long)]
+        remove_stale: bool,
+    },
+    /// Create the chatbot account TENCENT_BOT_ID (idempotent) and add it to groups.
+    Tencent {
+        /// The chatbot's display name.
+        #[arg(long)]
+        nick: String,
+        /// A group to add the chatbot to (repeatable).
+        #[arg(long = "group")]
+        groups: Vec<String>,
+    },
+}
+
+/// The Lambda functions one binary can be (`HOOKLINE_FUNCTION`), as the SAM template names them.
+pub const FUNCTIONS: [&str; 5] = [
+    "tailchat",
+    "tencent",
+    "tamtam",
+    "dingtalk",
+    "dingtalk-flush",
+];
+
+/// Runs the Lambda function `name` (one of [`FUNCTIONS`]) for `bot`.
+pub async fn run_function(name: &str, bot: SharedBot) -> Result<(), BoxError> {
+    match name {
+        "tailchat" => hookline_tailchat::run(bot).await,
+        "tencent" => hookline_tencent::run(bot).await,
+        "tamtam" => hookline_tamtam::run(bot).await,
+        "dingtalk" => hookline_dingtalk::run(bot).await,
+        "dingtalk-flush" => Ok(hookline_dingtalk::run_flush().await?),
+        other => Err(format!(
+            "HOOKLINE_FUNCTION={other:?} is not a function: use one of {}",
+            FUNCTIONS.join(", ")
+        )
+        .into()),
+    }
+}
+
+/// The whole `hookline` command for `bot`: parses the command line and runs it. Under Lambda
+/// (`AWS_LAMBDA_RUNTIME_API` set) it runs the function `HOOKLINE_FUNCTION` names instead.
+pub async fn main(bot: SharedBot) -> anyhow::Result<()> {
+    if hookline::runtime::is_lambda() {
+        let name = hookline::config::required(&ProcessEnv, "HOOKLINE_FUNCTION")?;
+        return run_function(&name, bot)
+            .await
+            .map_err(anyhow::Error::from_boxed);
+    }
+    let cli = Cli::parse();
+    // simulate prints its own result; its server's request log would only clutter it.
+    hookline::telemetry::init_with_default(match cli.command {
+        Command::Simulate { .. } => "warn",
+        Command::Setup(_) | Command::Event { .. } => "warn",
+        _ => "info",
+    });
+    match cli.command {
+        Command::Serve => serve(bot).await,
+        Command::Doctor => {
+            println!("hookline {} doctor", env!("CARGO_PKG_VERSION"));
+            let report = doctor::run(&ProcessEnv).await;
+            for finding in &report.findings {
+                println!("{finding}");
+            }
+            if report.healthy() {
+                Ok(())
+            } else {
+                println!("not ready: see FAIL above, or configure a platform");
+                std::process::exit(1)
+            }
+        }
+        Command::Setup(Setup::Tencent { nick, groups }) => setup_tencent(&nick, &groups).await,
+        Command::Setup(Setup::Tamtam { url, remove_stale }) => {
+            setup_tamtam(&url, remove_stale, &bot).await
+        }
+        Command::Event { platform, file, at } => {
+            let file = file.unwrap_or_else(|| format!("infra/events/{platform}.json").into());
+            let text = std::fs::read_to_string(&file)
+                .map_err(|e| anyhow::anyhow!("cannot read {}: {e}", file.display()))?;
+            let event = serde_json::from_str(&text)
+                .map_err(|e| anyhow::anyhow!("{} is not JSON: {e}", file.display()))?;
+            let at = at.unwrap_or_else(|| hookline::clock::SystemClock.now_s());
+            let event = event::restamp(&platform, event, &ProcessEnv, at)?;
+            println!("{}", serde_json::to_string_pretty(&event)?);
+            Ok(())
+        }
+        Command::Simulate {
+            platform,
+            text,
+            url,
+        } => {
+            println!(
+                "{}",
+                simulate::run(&ProcessEnv, bot, &platform, &text, url).await?
+            );
+            Ok(())
+        }
+    }
+}
+
+async fn serve(bot: SharedBot) -> anyhow::Result<()> {
+    let shared = SharedConfig::from_env()?;
+    let deps = Deps::open(&shared, bot)
+        .await
+        .map_err(|e| anyhow::anyhow!(e))?;
+    let base = app::local_base(shared.bind);
+    let store = match &shared.table {
+        Some(table) => format!("DynamoDB table {table}"),
+        None => format!("embedded {}", shared.data_dir.join("state.redb").display()),
+    };
+    let emulators = if app::emulators_wanted(&ProcessEnv, shared.bind)? {
+        app::Emulators::ForUnconfigured
+    } else {
+        app::Emulators::Off
+    };
+    let app = app::build(&ProcessEnv, deps, &base, emulators);
+    eprintln!(
+        "hookline {} on {base} (store: {store})",
+        env!("CARGO_PKG_VERSION")
+    );
+    for status in &app.statuses {
+        eprintln!("{status}");
+    }
+    if emulators == app::Emulators::Off {
+        eprintln!(
+            "  (no emulators: a platform is live or {} is not loopback; HOOKLINE_EMULATORS=1 adds them)",
+            shared.bind
+        );
+    }
+    // No timers under Lambda (the scheduled flush binary does it); here a loop flushes the
+    // custom robots' queues as their budget returns.
+    for sender in app.flushers.clone() {
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(std::time::Duration::from_secs(15));
+            loop {
+                tick.tick().await;
+                match sender.flush().await {
+                    Ok(report) if report.digests > 0 => {
+                        tracing::info!(?report, "flushed queued DingTalk messages")
+                    }
+                    Ok(_) => {}
+                    Err(e) => tracing::warn!(error = %e, "DingTalk flush failed; will retry"),
+                }
+            }
+        });
+    }
+    eprintln!("ready: GET {base}/healthz");
+    hookline::runtime::serve_local(app.router, shared.bind, shared.proxies.clone()).await?;
+    Ok(())
+}
+
+/// Dependencies for a one-time `setup` call: a scratch store, so that `setup` works beside a
+/// running `serve` (which holds the embedded store); it caches nothing worth keeping.
+fn setup_deps() -> anyhow::Result<(Deps, tempfile::TempDir)> {
+    let dir = tempfile::tempdir()?;
+    let no_bot = std::sync::Arc::new(hookline::bot::Handlers::new());
+    let deps = app::scratch_deps(dir.path(), no_bot).map_err(anyhow::Error::msg)?;
+    Ok((deps, dir))
+}
+
+async fn setup_tencent(nick: &str, groups: &[String]) -> anyhow::Result<()> {
+    // Setting up calls the REST API only: the callback token is the function's business.
+    let config = hookline_tencent::TencentConfig::for_api_calls(&ProcessEnv)?;
+    let (deps, _scratch) = setup_deps()?;
+    let client = hookline_tencent::TencentClient::new(&config, &deps);
+    client.create_robot(&config.bot_id, nick).await?;
+    println!("chatbot {} ({nick}) exists", config.bot_id);
+    for group in groups {
+        client.add_group_member(group, &config.bot_id).await?;
+        println!("chatbot {} is a member of {group}", config.bot_id);
+    }
+    Ok(())
+}
+
+async fn setup_tamtam(url: &str, remove_stale: bool, bot: &SharedBot) -> anyhow::Result<()> {
+    let config = hookline_tamtam::TamTamConfig::from_env()?;
+    let url = hookline_tamtam::setup::webhook_url(url, &config.callback_token)
+        .map_err(|e| anyhow::anyhow!(e))?;
+    let (deps, _scratch) = setup_deps()?;
+    let client = hookline_tamtam::TamTamClient::new(&config, &deps);
+    let declared = bot.commands();
+    let commands: Vec<(&str, &str)> = declared
+        .iter()
+        .map(|c| (c.name.as_str(), c.description.as_str()))
+        .collect();
+    for line in
+        hookline_tamtam::setup::setup_webhook(&client, &url, remove_stale, &commands).await?
+    {
+        println!("{line}");
+    }
+    Ok(())
+}
