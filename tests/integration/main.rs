@@ -1,6 +1,7 @@
 //! hookline's integration tests: one binary; fake platforms are real HTTP servers on loopback.
 #![allow(clippy::unwrap_used)] // a panic is how a test fails
 
+mod bot_api; // a bot's errors and panics through the real pipeline (hookline_server::testing), also under Lambda
 mod deploy; // infra/: the SAM template against the binaries and their variables; the sample events
 mod dingtalk; // DingTalk fixtures, the notify endpoint, the sliding-window budget and digests
 mod doctor; // hookline doctor against the emulators: credentials checked, nothing sent, no secret printed

@@ -76,7 +76,160 @@ contract!(
     expired_items_are_absent_everywhere_and_can_be_replaced,
     delete_if_removes_only_a_live_item_with_that_value,
     prefix_queries_stay_in_one_partition_in_sort_order,
+    compare_and_set_writes_only_over_the_expected_value,
+    typed_state_increments_exactly_once_per_call_under_contention,
+    typed_state_round_trips_expires_and_lists,
 );
+
+async fn compare_and_set_writes_only_over_the_expected_value(
+    store: SharedStore,
+    clock: Arc<ManualClock>,
+) {
+    let key = Key::new("tailchat#app#state#chat#c", "cas");
+    // Absent: only `None` matches.
+    assert!(
+        !store
+            .compare_and_set(&key, Some("a"), "b", None)
+            .await
+            .unwrap()
+    );
+    assert!(store.compare_and_set(&key, None, "a", None).await.unwrap());
+    assert!(!store.compare_and_set(&key, None, "x", None).await.unwrap());
+    // Present: only its value matches.
+    assert!(
+        !store
+            .compare_and_set(&key, Some("z"), "x", None)
+            .await
+            .unwrap()
+    );
+    assert!(
+        store
+            .compare_and_set(&key, Some("a"), "b", Some(clock.now_s() + 10))
+            .await
+            .unwrap()
+    );
+    let item = store.get(&key).await.unwrap().expect("written");
+    assert_eq!(
+        (item.value.as_str(), item.expires_at),
+        ("b", Some(clock.now_s() + 10))
+    );
+    // Expired: absent for CAS too, whatever DynamoDB's TTL sweeper has done.
+    clock.advance(std::time::Duration::from_secs(11));
+    assert!(
+        !store
+            .compare_and_set(&key, Some("b"), "c", None)
+            .await
+            .unwrap()
+    );
+    assert!(
+        store
+            .compare_and_set(&key, None, "fresh", None)
+            .await
+            .unwrap()
+    );
+    assert_eq!(store.get(&key).await.unwrap().unwrap().value, "fresh");
+    // Racing writers over the same expected value: exactly one wins.
+    let mut tasks = Vec::new();
+    for i in 0..12 {
+        let (store, key) = (store.clone(), key.clone());
+        tasks.push(tokio::spawn(async move {
+            store
+                .compare_and_set(&key, Some("fresh"), &format!("w{i}"), None)
+                .await
+                .unwrap()
+        }));
+    }
+    let mut wins = 0;
+    for t in tasks {
+        wins += usize::from(t.await.unwrap());
+    }
+    assert_eq!(wins, 1);
+}
+
+fn state(store: &SharedStore, clock: &Arc<ManualClock>, pk: &str) -> hookline::bot::State {
+    hookline::bot::State::new(store.clone(), clock.clone(), pk)
+}
+
+async fn typed_state_increments_exactly_once_per_call_under_contention(
+    store: SharedStore,
+    clock: Arc<ManualClock>,
+) {
+    let counter = state(&store, &clock, "tamtam#bot#state#chat#42");
+    let mut tasks = Vec::new();
+    for _ in 0..16 {
+        let counter = counter.clone();
+        tasks.push(tokio::spawn(async move {
+            counter.increment("presses", 1, None).await.unwrap()
+        }));
+    }
+    let mut seen = Vec::new();
+    for t in tasks {
+        seen.push(t.await.unwrap());
+    }
+    seen.sort_unstable();
+    // Every call saw its own value: no lost update, no double count.
+    assert_eq!(seen, (1..=16).collect::<Vec<i64>>());
+    assert_eq!(counter.get::<i64>("presses").await.unwrap(), Some(16));
+    assert_eq!(counter.increment("presses", -6, None).await.unwrap(), 10);
+}
+
+async fn typed_state_round_trips_expires_and_lists(store: SharedStore, clock: Arc<ManualClock>) {
+    #[derive(Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+    struct Vote {
+        option: u8,
+        label: String,
+    }
+    let chat = state(&store, &clock, "dingtalk#robot#state#chat#cid");
+    let user = state(&store, &clock, "dingtalk#robot#state#user#cid");
+    let ann = Vote {
+        option: 2,
+        label: "sushi ✓".into(),
+    };
+    chat.put("vote#ann", &ann, None).await.unwrap();
+    assert_eq!(chat.get::<Vote>("vote#ann").await.unwrap(), Some(ann));
+    // Scopes do not mix, even with the same id.
+    assert_eq!(user.get::<Vote>("vote#ann").await.unwrap(), None);
+    assert!(chat.put_if_absent("once", &1, None).await.unwrap());
+    assert!(!chat.put_if_absent("once", &2, None).await.unwrap());
+    assert!(
+        !chat
+            .compare_and_set("once", Some(&5), &6, None)
+            .await
+            .unwrap()
+    );
+    assert!(
+        chat.compare_and_set("once", Some(&1), &6, None)
+            .await
+            .unwrap()
+    );
+    assert_eq!(chat.get::<i32>("once").await.unwrap(), Some(6));
+    // A wrong type is a clear error, not a panic.
+    let wrong = chat.get::<Vote>("once").await.unwrap_err();
+    assert!(wrong.to_string().contains("once"), "{wrong}");
+    chat.put(
+        "vote#bob",
+        &Vote {
+            option: 1,
+            label: "pizza".into(),
+        },
+        Some(std::time::Duration::from_secs(30)),
+    )
+    .await
+    .unwrap();
+    let listed: Vec<String> = chat
+        .list::<Vote>("vote#")
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|(k, v)| format!("{k}={}", v.option))
+        .collect();
+    assert_eq!(listed, ["vote#ann=2", "vote#bob=1"]);
+    clock.advance(std::time::Duration::from_secs(31));
+    assert_eq!(chat.get::<Vote>("vote#bob").await.unwrap(), None);
+    assert_eq!(chat.list::<Vote>("vote#").await.unwrap().len(), 1);
+    chat.delete("vote#ann").await.unwrap();
+    assert!(chat.list::<Vote>("vote#").await.unwrap().is_empty());
+}
 
 async fn put_get_and_delete_round_trip(store: SharedStore, _clock: Arc<ManualClock>) {
     let key = Key::new("tailchat#app#x", "one");

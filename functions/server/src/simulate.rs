@@ -295,12 +295,28 @@ pub async fn exchange(
             base
         }
     };
-    let simulation = match platform {
+    let simulation = simulation(env, platform, text, live, &base);
+    deliver(&base, platform, &simulation).await
+}
+
+/// The simulated webhook of `platform` saying `text` (`live`: signed with the environment's
+/// secrets for a server that talks to the real platform).
+pub fn simulation(env: &dyn Env, platform: &str, text: &str, live: bool, base: &str) -> Simulation {
+    match platform {
         "tailchat" => tailchat(env, text),
         "tencent" => tencent(env, text, live),
         "tamtam" => tamtam(env, text),
-        _ => dingtalk(env, text, live, &base),
-    };
+        _ => dingtalk(env, text, live, base),
+    }
+}
+
+/// Posts `simulation` to the server at `base` and reads what `platform`'s emulator recorded in
+/// answer to it (every reply so far: posting the same simulation twice shows a duplicate).
+pub async fn deliver(
+    base: &str,
+    platform: &str,
+    simulation: &Simulation,
+) -> anyhow::Result<Exchange> {
     let http = reqwest::Client::new();
     let response = http
         .post(format!("{base}{}", simulation.path))

@@ -1,12 +1,18 @@
 //! Integration tests of a bot through the real pipeline: a private `hookline serve` on a free
-//! loopback port with every platform on its built-in emulator, a throw-away store, and one
-//! realistic, correctly signed webhook per call (what `hookline simulate` does).
+//! loopback port with every platform on its built-in emulator, a throw-away store, and
+//! realistic, correctly signed webhooks (what `hookline simulate` sends).
 //!
 //! ```no_run
 //! # async fn demo() -> anyhow::Result<()> {
-//! let bot = hookline::bot::Handlers::new();
-//! let replies = hookline_server::testing::simulate(bot, "tamtam", "/help").await?;
+//! use hookline_server::testing::TestServer;
+//! let server = TestServer::start(hookline::bot::Handlers::new()).await?;
+//! let replies = server.say("tamtam", "/help").await?;
 //! assert!(replies[0].contains("/help"));
+//! // The same webhook twice, as a platform's retry would send it:
+//! let webhook = server.webhook("dingtalk", "/help");
+//! server.deliver(&webhook).await?;
+//! let again = server.deliver(&webhook).await?;
+//! assert_eq!(again.replies.map(|r| r.len()), Some(1));
 //! # Ok(()) }
 //! ```
 //!
@@ -17,20 +23,89 @@ use std::sync::Arc;
 
 use hookline::bot::Bot;
 
-/// The platforms [`simulate`] takes.
+use crate::simulate::{Exchange, Simulation};
+
+/// The platforms a [`TestServer`] runs.
 pub const PLATFORMS: [&str; 4] = ["tailchat", "tencent", "tamtam", "dingtalk"];
 
-/// Sends `text` as a user of `platform` to `bot` through the whole pipeline (verify, decode,
-/// claim, bot, send, complete) and returns the replies the platform's emulator received, as
-/// text (buttons listed after the text). Fails when the webhook is not answered with success.
-/// The process environment is not read: every platform runs on its emulator.
-pub async fn simulate(bot: impl Bot, platform: &str, text: &str) -> anyhow::Result<Vec<String>> {
-    let env: HashMap<String, String> = HashMap::new();
-    let exchange = crate::simulate::exchange(&env, Arc::new(bot), platform, text, None).await?;
-    if !(200..300).contains(&exchange.status) {
-        anyhow::bail!("{}: {}", exchange.request, exchange.body);
+/// A private server for one bot, every platform on its emulator. The process environment is not
+/// read. Stops with the test's runtime.
+#[derive(Debug)]
+pub struct TestServer {
+    base: String,
+    env: HashMap<String, String>,
+    _dir: tempfile::TempDir,
+}
+
+impl TestServer {
+    /// Starts a server for `bot`.
+    pub async fn start(bot: impl Bot) -> anyhow::Result<Self> {
+        let env: HashMap<String, String> = HashMap::new();
+        let dir = tempfile::tempdir()?;
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+        let base = crate::app::local_base(listener.local_addr()?);
+        let deps =
+            crate::app::scratch_deps(dir.path(), Arc::new(bot)).map_err(anyhow::Error::msg)?;
+        let app = crate::app::build(&env, deps, &base, crate::app::Emulators::ForAll);
+        tokio::spawn(hookline::runtime::serve_listener(
+            listener,
+            app.router,
+            hookline::runtime::TrustedProxies::default(),
+        ));
+        Ok(Self {
+            base,
+            env,
+            _dir: dir,
+        })
     }
-    exchange
-        .replies
-        .ok_or_else(|| anyhow::anyhow!("the emulator recorded nothing"))
+
+    /// The server's base URL (`http://127.0.0.1:<port>`).
+    pub fn base(&self) -> &str {
+        &self.base
+    }
+
+    /// A fresh webhook of `platform` in which a user says `text` (new event ids each call).
+    pub fn webhook(&self, platform: &str, text: &str) -> Webhook {
+        Webhook {
+            platform: platform.to_owned(),
+            simulation: crate::simulate::simulation(&self.env, platform, text, false, &self.base),
+        }
+    }
+
+    /// Posts `webhook`; the exchange holds the status and every reply to it so far.
+    pub async fn deliver(&self, webhook: &Webhook) -> anyhow::Result<Exchange> {
+        crate::simulate::deliver(&self.base, &webhook.platform, &webhook.simulation).await
+    }
+
+    /// Says `text` on `platform` and returns the replies as text (buttons listed after the
+    /// text). Fails when the webhook is not answered with success.
+    pub async fn say(&self, platform: &str, text: &str) -> anyhow::Result<Vec<String>> {
+        let exchange = self.deliver(&self.webhook(platform, text)).await?;
+        if !(200..300).contains(&exchange.status) {
+            anyhow::bail!("{}: {}", exchange.request, exchange.body);
+        }
+        exchange
+            .replies
+            .ok_or_else(|| anyhow::anyhow!("the emulator recorded nothing"))
+    }
+}
+
+/// One webhook of a [`TestServer`], to deliver once or again.
+pub struct Webhook {
+    platform: String,
+    simulation: Simulation,
+}
+
+impl std::fmt::Debug for Webhook {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Webhook")
+            .field("platform", &self.platform)
+            .field("path", &self.simulation.path)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Says `text` on `platform` to `bot` on a fresh [`TestServer`]; returns the replies.
+pub async fn simulate(bot: impl Bot, platform: &str, text: &str) -> anyhow::Result<Vec<String>> {
+    TestServer::start(bot).await?.say(platform, text).await
 }

@@ -1,0 +1,16 @@
+//! `hookline-test-bot`: a user crate's binary in miniature (`hookline_server::main` with a bot of
+//! its own), whose `/boom` command panics: the integration tests run it under a fake Lambda
+//! Runtime API to show that a bot's panic neither kills the function nor loses the answer.
+
+use hookline::bot::{Ctx, Handlers};
+use hookline::model::Reply;
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let bot = Handlers::new()
+        .command("boom", "Panics", |_| async {
+            panic!("the bot author's bug")
+        })
+        .on_text(|cx: Ctx| async move { Ok(vec![Reply::text(format!("fine: {}", cx.text()))]) });
+    hookline_server::main(std::sync::Arc::new(bot)).await
+}
