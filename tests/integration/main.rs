@@ -5,7 +5,8 @@ mod bot_api; // a bot's errors and panics through the real pipeline (hookline_se
 mod deploy; // infra/: the SAM template against the binaries and their variables; the sample events
 mod dingtalk; // DingTalk fixtures, the notify endpoint, the sliding-window budget and digests
 mod doctor; // hookline doctor against the emulators: credentials checked, nothing sent, no secret printed
-mod fake_lambda; // a fake Lambda Runtime API and a function process started against it
+mod fake_lambda;
+mod forward; // the forward bridge: the Python example behind serve, the retry rule, the JSON Schema // a fake Lambda Runtime API and a function process started against it
 mod lambda; // the hookline-tailchat binary driven through a fake Lambda Runtime API
 mod realworld; // the third-party corpus in ../shared/realworld through every router, signed afresh
 mod serve; // the hookline binary: serve, healthz, simulate --url
