@@ -117,16 +117,33 @@ pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
 /// configuration (`config`, read before anything is opened, so a missing variable is named at
 /// once), the store, then the platform's `router` under Lambda or on `HOOKLINE_BIND`.
 pub async fn run_function<C>(
+    name: &'static str,
     bot: crate::bot::SharedBot,
     config: impl FnOnce() -> Result<C, crate::config::ConfigError>,
     router: impl FnOnce(C, crate::pipeline::Deps) -> Router,
 ) -> Result<(), BoxError> {
     crate::telemetry::init();
+    check_function(&crate::config::ProcessEnv, name)?;
     let shared = crate::config::SharedConfig::from_env()?;
     let config = config()?;
     let deps = crate::pipeline::Deps::open(&shared, bot).await?;
     serve(router(config, deps), shared.bind, shared.proxies).await?;
     Ok(())
+}
+
+/// Checks that `HOOKLINE_FUNCTION`, when set, names function `name`: the template sets it on
+/// every function, so a binary deployed as the wrong function says so at start-up.
+pub fn check_function(
+    env: &dyn crate::config::Env,
+    name: &'static str,
+) -> Result<(), crate::config::ConfigError> {
+    match crate::config::optional(env, "HOOKLINE_FUNCTION") {
+        Some(set) if set != name => Err(crate::config::ConfigError::Invalid {
+            name: "HOOKLINE_FUNCTION",
+            reason: format!("this is the {name} function, not {set:?}"),
+        }),
+        _ => Ok(()),
+    }
 }
 
 /// The caller's address of a Function URL (payload 2.0) event: `requestContext.http.sourceIp`

@@ -25,8 +25,8 @@ use crate::serve::start_serve;
 use crate::store_contract::dynamo_config;
 use crate::support::{self, emulator_sent, example_env, workspace_bin};
 
-/// The command line, not a Lambda function.
-const NOT_A_FUNCTION: &str = "hookline";
+/// The command line and the tests' user-crate stand-in, not Lambda functions of this template.
+const NOT_FUNCTIONS: [&str; 2] = ["hookline", "hookline-test-bot"];
 
 /// Read by the code, deliberately not set by the template.
 fn exempt(var: &str) -> bool {
@@ -183,6 +183,33 @@ fn reads(binary: &str, values: &HashMap<String, String>) -> BTreeSet<String> {
         read: Mutex::new(BTreeSet::new()),
     };
     SharedConfig::from_source(&rec).expect("shared configuration");
+    let function = binary
+        .strip_prefix("hookline-")
+        .expect("hookline-<function>");
+    let function = hookline_server::FUNCTIONS
+        .into_iter()
+        .find(|f| *f == function)
+        .expect("a function hookline_server::main can run");
+    hookline::runtime::check_function(&rec, function).expect("HOOKLINE_FUNCTION names it");
+    if function != "dingtalk-flush" {
+        // The webhook functions run a bot; with HOOKLINE_BOT=forward it reads its two variables.
+        let mut forward = values.clone();
+        forward.insert("HOOKLINE_BOT".into(), "forward".into());
+        forward.insert(
+            "HOOKLINE_FORWARD_URL".into(),
+            "https://bot.example/hook".into(),
+        );
+        forward.insert("HOOKLINE_FORWARD_SECRET".into(), "0123456789abcdef".into());
+        let bot_rec = Recorder {
+            values: &forward,
+            read: Mutex::new(BTreeSet::new()),
+        };
+        hookline_bots::from_env(&bot_rec).expect("the forward bot");
+        rec.read
+            .lock()
+            .unwrap()
+            .extend(bot_rec.read.into_inner().unwrap());
+    }
     match binary {
         "hookline-tailchat" => {
             hookline_tailchat::TailchatConfig::from_source(&rec).unwrap();
@@ -212,7 +239,7 @@ fn every_lambda_binary_has_one_function_built_from_its_package() {
     let lambdas: BTreeSet<&str> = bins
         .keys()
         .map(String::as_str)
-        .filter(|b| *b != NOT_A_FUNCTION)
+        .filter(|b| !NOT_FUNCTIONS.contains(b))
         .collect();
     let in_template: Vec<&str> = fns.iter().map(|f| f.binary.as_str()).collect();
     let unique: BTreeSet<&str> = in_template.iter().copied().collect();
@@ -277,6 +304,8 @@ fn each_function_is_given_exactly_the_variables_it_reads() {
                         "{var}: a secret must be (only secrets are) a NoEcho parameter"
                     );
                 }
+                // Not configuration: which function this is, for a binary that can be any.
+                Setting::Literal(_) if var == "HOOKLINE_FUNCTION" => {}
                 Setting::Literal(v) => panic!("{var}: literal {v:?}; make it a parameter"),
             }
         }
@@ -713,4 +742,64 @@ async fn every_sample_event_runs_through_its_lambda_binary_with_the_templates_en
         );
     }
     serve.start_kill().expect("stop serve");
+}
+
+#[test]
+fn the_template_builds_a_crate_of_ones_own_after_use_in_crate() {
+    // What the README tells a bot author to do: copy infra/ into the crate, run the script.
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir(dir.path().join("infra")).unwrap();
+    std::fs::copy(
+        root().join("infra/template.yaml"),
+        dir.path().join("infra/template.yaml"),
+    )
+    .unwrap();
+    let out = std::process::Command::new(root().join("infra/use-in-crate.sh"))
+        .arg("dicebot")
+        .current_dir(dir.path())
+        .output()
+        .expect("sh runs infra/use-in-crate.sh");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = std::fs::read_to_string(dir.path().join("infra/template.yaml")).unwrap();
+    let theirs: Yaml = serde_yaml_ng::from_str(&text).unwrap();
+    let ours = functions(&template());
+    let converted = functions(&theirs);
+    assert_eq!(converted.len(), ours.len());
+    for (f, original) in converted.iter().zip(&ours) {
+        assert_eq!(
+            (f.binary.as_str(), f.code_uri.as_str()),
+            ("dicebot", ".."),
+            "{}",
+            f.id
+        );
+        // The one binary learns which function it is from HOOKLINE_FUNCTION, which names the
+        // function of the binary it replaces, and hookline_server::main runs it.
+        let Some(Setting::Literal(function)) = f.env.get("HOOKLINE_FUNCTION") else {
+            panic!("{}: no HOOKLINE_FUNCTION", f.id)
+        };
+        assert_eq!(format!("hookline-{function}"), original.binary, "{}", f.id);
+        assert!(
+            hookline_server::FUNCTIONS.contains(&function.as_str()),
+            "{function}"
+        );
+        assert_eq!(f.env, original.env, "{}: nothing else changes", f.id);
+    }
+    // Nothing but those two lines changed.
+    let before = std::fs::read_to_string(root().join("infra/template.yaml")).unwrap();
+    let changed = before
+        .lines()
+        .zip(text.lines())
+        .filter(|(a, b)| a != b)
+        .count();
+    assert_eq!(changed, 2 * ours.len());
+    let bad = std::process::Command::new(root().join("infra/use-in-crate.sh"))
+        .arg("no/such")
+        .current_dir(dir.path())
+        .output()
+        .unwrap();
+    assert!(!bad.status.success());
 }

@@ -16,6 +16,7 @@ use hookline::store::StoreError;
 /// that holds the embedded store.
 pub async fn run_flush() -> anyhow::Result<()> {
     hookline::telemetry::init();
+    hookline::runtime::check_function(&hookline::config::ProcessEnv, "dingtalk-flush")?;
     let shared = SharedConfig::from_env()?;
     let config = DingTalkConfig::from_env()?;
     let clock: SharedClock = Arc::new(SystemClock);

@@ -408,5 +408,5 @@ pub fn pipeline(config: DingTalkConfig, deps: Deps) -> Pipeline<DingTalkAdapter>
 /// The `hookline-dingtalk` function for `bot`: under Lambda it serves the Function URL, elsewhere
 /// `HOOKLINE_BIND`. A crate of its own bot calls this from its `main`.
 pub async fn run(bot: hookline::bot::SharedBot) -> Result<(), hookline::runtime::BoxError> {
-    hookline::runtime::run_function(bot, DingTalkConfig::from_env, router).await
+    hookline::runtime::run_function("dingtalk", bot, DingTalkConfig::from_env, router).await
 }

@@ -138,5 +138,5 @@ pub fn pipeline(config: TailchatConfig, deps: Deps) -> Pipeline<TailchatAdapter>
 /// The `hookline-tailchat` function for `bot`: under Lambda it serves the Function URL, elsewhere
 /// `HOOKLINE_BIND`. A crate of its own bot calls this from its `main`.
 pub async fn run(bot: hookline::bot::SharedBot) -> Result<(), hookline::runtime::BoxError> {
-    hookline::runtime::run_function(bot, TailchatConfig::from_env, router).await
+    hookline::runtime::run_function("tailchat", bot, TailchatConfig::from_env, router).await
 }

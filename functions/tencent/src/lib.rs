@@ -246,5 +246,5 @@ mod tests {
 /// The `hookline-tencent` function for `bot`: under Lambda it serves the Function URL, elsewhere
 /// `HOOKLINE_BIND`. A crate of its own bot calls this from its `main`.
 pub async fn run(bot: hookline::bot::SharedBot) -> Result<(), hookline::runtime::BoxError> {
-    hookline::runtime::run_function(bot, TencentConfig::from_env, router).await
+    hookline::runtime::run_function("tencent", bot, TencentConfig::from_env, router).await
 }
