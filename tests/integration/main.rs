@@ -8,6 +8,7 @@ mod doctor; // hookline doctor against the emulators: credentials checked, nothi
 mod fake_lambda;
 mod forward; // the forward bridge: the Python example behind serve, the retry rule, the JSON Schema // a fake Lambda Runtime API and a function process started against it
 mod lambda; // the hookline-tailchat binary driven through a fake Lambda Runtime API
+mod readme; // the README's "Write your own bot" crate: built from the README, simulated, run under Lambda
 mod realworld; // the third-party corpus in ../shared/realworld through every router, signed afresh
 mod serve; // the hookline binary: serve, healthz, simulate --url
 mod store_contract; // the StateStore contract, on the embedded store and on DynamoDB (moto)

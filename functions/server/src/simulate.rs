@@ -203,6 +203,10 @@ pub fn dingtalk(env: &dyn Env, text: &str, live: bool, base: &str) -> Simulation
                             buttons.join(" | ")
                         )
                     }
+                    Some("markdown") => body["markdown"]["text"]
+                        .as_str()
+                        .unwrap_or_default()
+                        .to_owned(),
                     _ => body["text"]["content"]
                         .as_str()
                         .unwrap_or_default()
