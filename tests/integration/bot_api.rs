@@ -230,3 +230,105 @@ async fn a_panicking_bot_under_lambda_still_answers_and_the_function_lives_on() 
     assert!(log.contains("the bot panicked"), "{log}");
     assert!(log.contains("the bot author's bug"), "{log}");
 }
+
+#[tokio::test]
+async fn a_bot_is_unit_tested_on_recorded_payloads_with_the_platforms_own_fields() {
+    use hookline::model::{ChatKind, Platform};
+    use hookline::testing::TestBot;
+    use hookline_server::testing::message_from;
+
+    // What the neutral model carries, decoded by each adapter from a recorded webhook.
+    let cases = [
+        (
+            "dingtalk",
+            "dingtalk/text_group_mention.json",
+            ChatKind::Group,
+            Some("Zhang San"),
+        ),
+        (
+            "dingtalk",
+            "dingtalk/text_direct.json",
+            ChatKind::Direct,
+            Some("Li Si"),
+        ),
+        (
+            "tailchat",
+            "tailchat/message_group.json",
+            ChatKind::Group,
+            None,
+        ),
+        (
+            "tailchat",
+            "tailchat/message_dm.json",
+            ChatKind::Direct,
+            None,
+        ),
+        (
+            "tamtam",
+            "tamtam/message_created_group_mention.json",
+            ChatKind::Group,
+            Some("Boris"),
+        ),
+        (
+            "tamtam",
+            "tamtam/message_created_dialog_null_attachments.json",
+            ChatKind::Direct,
+            None,
+        ),
+        (
+            "tencent",
+            "tencent/group_message_signed.json",
+            ChatKind::Group,
+            None,
+        ),
+        (
+            "tencent",
+            "tencent/c2c_message_signed.json",
+            ChatKind::Direct,
+            None,
+        ),
+    ];
+    for (platform, file, kind, name) in cases {
+        let message = message_from(platform, &crate::support::fixture(file)).unwrap();
+        let incoming = message.incoming();
+        assert_eq!(incoming.platform.as_str(), platform, "{file}");
+        assert_eq!(incoming.chat_kind, kind, "{file}");
+        if name.is_some() {
+            assert_eq!(incoming.sender_name.as_deref(), name, "{file}");
+        }
+        assert!(incoming.addressed, "{file}");
+    }
+    // The escape hatch: the platform's own payload, typed by the bot.
+    #[derive(serde::Deserialize)]
+    struct TamTamUpdate {
+        user_locale: Option<String>,
+        message: serde_json::Value,
+    }
+    let bot = Handlers::new().on_text(|cx: Ctx| async move {
+        let update: TamTamUpdate = cx.payload()?;
+        let locale = update.user_locale.unwrap_or_default();
+        let mid = update.message["body"]["mid"]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned();
+        Ok(vec![Reply::text(format!(
+            "{locale} {mid} {}",
+            cx.sender_name()
+        ))])
+    });
+    let t = TestBot::new(bot);
+    let body = crate::support::fixture("tamtam/message_created_group_mention.json");
+    let message = message_from("tamtam", &body).unwrap();
+    assert_eq!(message.incoming().platform, Platform::TamTam);
+    let replies = t.send(message).await.unwrap();
+    let raw: serde_json::Value = serde_json::from_slice(&body).unwrap();
+    let expected = format!(
+        "{} {} Boris",
+        raw["user_locale"].as_str().unwrap_or_default(),
+        raw["message"]["body"]["mid"].as_str().unwrap()
+    );
+    assert_eq!(replies[0].to_plain_text(), expected);
+    // A payload the adapter ignores is an error, not a silent empty message.
+    let removed = crate::support::fixture("tamtam/message_removed_group.json");
+    assert!(message_from("tamtam", &removed).is_err());
+}

@@ -410,3 +410,20 @@ pub fn pipeline(config: DingTalkConfig, deps: Deps) -> Pipeline<DingTalkAdapter>
 pub async fn run(bot: hookline::bot::SharedBot) -> Result<(), hookline::runtime::BoxError> {
     hookline::runtime::run_function("dingtalk", bot, DingTalkConfig::from_env, router).await
 }
+
+/// Decodes a callback body as the adapter would, with no HTTP (session webhooks on DingTalk's
+/// own hosts). `None` for a callback the bot ignores. For tests of a bot on recorded payloads
+/// (`hookline_server::testing::message_from`).
+pub fn decode_fixture(
+    body: &[u8],
+    now_ms: i64,
+) -> Result<Option<hookline::model::Incoming>, HookError> {
+    let hosts: Vec<String> = DEFAULT_SESSION_HOSTS
+        .split(',')
+        .map(str::to_owned)
+        .collect();
+    Ok(match decode::decode_callback(body, &hosts, now_ms)? {
+        Decoded::Event(inbound) => Some(inbound.incoming),
+        Decoded::Ignored(_) => None,
+    })
+}

@@ -105,6 +105,28 @@ impl std::fmt::Debug for Webhook {
     }
 }
 
+/// A [`hookline::testing::Message`] from a platform's recorded webhook body (a fixture), decoded
+/// by that platform's adapter, for unit tests of a bot on real payloads. Fails when the adapter
+/// would ignore the payload (not addressed to the bot, the bot's own message, an unknown type).
+pub fn message_from(platform: &str, body: &[u8]) -> anyhow::Result<hookline::testing::Message> {
+    use hookline::clock::Clock as _;
+    let now = hookline::clock::SystemClock.now_ms();
+    let decoded = match platform {
+        "tailchat" => hookline_tailchat::decode_fixture(body, now),
+        "tencent" => hookline_tencent::decode_fixture(body, now),
+        "tamtam" => hookline_tamtam::decode_fixture(body, now),
+        "dingtalk" => hookline_dingtalk::decode_fixture(body, now),
+        other => anyhow::bail!(
+            "unknown platform {other:?}: use one of {}",
+            PLATFORMS.join(", ")
+        ),
+    }?;
+    let mut incoming =
+        decoded.ok_or_else(|| anyhow::anyhow!("the {platform} adapter ignores this payload"))?;
+    incoming.raw = bytes::Bytes::copy_from_slice(body);
+    Ok(hookline::testing::Message::from_incoming(incoming))
+}
+
 /// Says `text` on `platform` to `bot` on a fresh [`TestServer`]; returns the replies.
 pub async fn simulate(bot: impl Bot, platform: &str, text: &str) -> anyhow::Result<Vec<String>> {
     TestServer::start(bot).await?.say(platform, text).await

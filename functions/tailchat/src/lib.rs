@@ -140,3 +140,22 @@ pub fn pipeline(config: TailchatConfig, deps: Deps) -> Pipeline<TailchatAdapter>
 pub async fn run(bot: hookline::bot::SharedBot) -> Result<(), hookline::runtime::BoxError> {
     hookline::runtime::run_function("tailchat", bot, TailchatConfig::from_env, router).await
 }
+
+/// Decodes a callback body as the adapter would, with no HTTP and no login: the bot is the
+/// inbox item's owner. `None` for an item the bot ignores. For tests of a bot on recorded
+/// payloads (`hookline_server::testing::message_from`).
+pub fn decode_fixture(
+    body: &[u8],
+    now_ms: i64,
+) -> Result<Option<hookline::model::Incoming>, HookError> {
+    match parse_inbox_item(body)? {
+        Parsed::Other(_) => Ok(None),
+        Parsed::Message { item, payload } => {
+            let bot = item.user_id.clone();
+            Ok(match decode_message(item, payload, &bot, now_ms) {
+                Decoded::Event(inbound) => Some(inbound.incoming),
+                Decoded::Ignored(_) => None,
+            })
+        }
+    }
+}

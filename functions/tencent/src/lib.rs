@@ -248,3 +248,44 @@ mod tests {
 pub async fn run(bot: hookline::bot::SharedBot) -> Result<(), hookline::runtime::BoxError> {
     hookline::runtime::run_function("tencent", bot, TencentConfig::from_env, router).await
 }
+
+/// Decodes a callback body as the adapter would, with no HTTP: the command is the body's
+/// `CallbackCommand` (else group or one-to-one by `GroupId`), the chatbot the first of
+/// `AtRobots_Account` (else `To_Account`). `None` for a callback the bot ignores. For tests of a
+/// bot on recorded payloads (`hookline_server::testing::message_from`).
+pub fn decode_fixture(
+    body: &[u8],
+    now_ms: i64,
+) -> Result<Option<hookline::model::Incoming>, HookError> {
+    #[derive(serde::Deserialize)]
+    struct Probe {
+        #[serde(rename = "CallbackCommand")]
+        command: Option<String>,
+        #[serde(rename = "GroupId")]
+        group_id: Option<String>,
+        #[serde(rename = "To_Account", default)]
+        to_account: String,
+        #[serde(rename = "AtRobots_Account", default)]
+        at_robots: Option<Vec<String>>,
+    }
+    let probe: Probe = serde_json::from_slice(body)
+        .map_err(|e| HookError::Malformed(format!("callback body: {e}")))?;
+    let command = probe.command.unwrap_or_else(|| {
+        if probe.group_id.is_some() {
+            "Bot.OnGroupMessage"
+        } else {
+            "Bot.OnC2CMessage"
+        }
+        .to_owned()
+    });
+    let bot = probe
+        .at_robots
+        .and_then(|r| r.into_iter().next())
+        .unwrap_or(probe.to_account);
+    Ok(
+        match decode::decode_callback(Some(&command), body, &bot, now_ms)? {
+            Decoded::Event(inbound) => Some(inbound.incoming),
+            Decoded::Ignored(_) => None,
+        },
+    )
+}
