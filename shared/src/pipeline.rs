@@ -153,7 +153,7 @@ pub enum Accepted<C> {
     /// Nothing to do: ignored, or a duplicate that was already handled.
     Done,
     /// Claimed: process it.
-    Claimed(Inbound<C>, crate::store::Key),
+    Claimed(Box<Inbound<C>>, crate::store::Key),
 }
 
 impl<A: Adapter> Pipeline<A> {
@@ -198,7 +198,7 @@ impl<A: Adapter> Pipeline<A> {
             .claim(&inbound.incoming.event_id, in_progress_ttl)
             .await?
         {
-            Claim::Acquired(key) => Ok(Accepted::Claimed(inbound, key)),
+            Claim::Acquired(key) => Ok(Accepted::Claimed(Box::new(inbound), key)),
             Claim::Completed => {
                 tracing::info!(event = %inbound.incoming.event_id, "duplicate of a handled event");
                 Ok(Accepted::Done)
@@ -327,7 +327,7 @@ impl<A: Adapter> Pipeline<A> {
 
     async fn run(&self, request: RawRequest, ttl: Duration) -> Result<Response, HookError> {
         if let Accepted::Claimed(inbound, key) = self.accept(&request, ttl).await? {
-            self.process(inbound, key).await?;
+            self.process(*inbound, key).await?;
         }
         Ok(self.adapter.ack())
     }

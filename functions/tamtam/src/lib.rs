@@ -202,6 +202,40 @@ pub fn pipeline(config: TamTamConfig, deps: Deps) -> Pipeline<TamTamAdapter> {
     Pipeline::new(adapter, deps)
 }
 
+/// The `hookline-tamtam` function for `bot`: under Lambda it serves the Function URL, elsewhere
+/// `HOOKLINE_BIND`. A crate of its own bot calls this from its `main`.
+pub async fn run(bot: hookline::bot::SharedBot) -> Result<(), hookline::runtime::BoxError> {
+    hookline::runtime::run_function("tamtam", bot, TamTamConfig::from_env, router).await
+}
+
+/// Decodes an update as the adapter would, with no HTTP: the bot is the first user the message
+/// mentions (a dialog needs none). `None` for an update the bot ignores. For tests of a bot on
+/// recorded payloads (`hookline_server::testing::message_from`).
+pub fn decode_fixture(
+    body: &[u8],
+    _now_ms: i64,
+) -> Result<Option<hookline::model::Incoming>, HookError> {
+    let update: Update =
+        serde_json::from_slice(body).map_err(|e| HookError::Malformed(format!("update: {e}")))?;
+    let raw: Value = serde_json::from_slice(body).unwrap_or_default();
+    let mention = raw["message"]["body"]["markup"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .find(|m| m["type"] == "user_mention");
+    let me = event::BotInfo {
+        user_id: mention.and_then(|m| m["user_id"].as_i64()).unwrap_or(-1),
+        name: String::new(),
+        username: mention
+            .and_then(|m| m["user_link"].as_str())
+            .map(|l| l.trim_start_matches('@').to_owned()),
+    };
+    Ok(match decode::decode_update(update, Some(&me)) {
+        Decoded::Event(inbound) => Some(inbound.incoming),
+        Decoded::Ignored(_) => None,
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use hookline::model::Choice;
@@ -239,38 +273,4 @@ mod tests {
             None
         );
     }
-}
-
-/// The `hookline-tamtam` function for `bot`: under Lambda it serves the Function URL, elsewhere
-/// `HOOKLINE_BIND`. A crate of its own bot calls this from its `main`.
-pub async fn run(bot: hookline::bot::SharedBot) -> Result<(), hookline::runtime::BoxError> {
-    hookline::runtime::run_function("tamtam", bot, TamTamConfig::from_env, router).await
-}
-
-/// Decodes an update as the adapter would, with no HTTP: the bot is the first user the message
-/// mentions (a dialog needs none). `None` for an update the bot ignores. For tests of a bot on
-/// recorded payloads (`hookline_server::testing::message_from`).
-pub fn decode_fixture(
-    body: &[u8],
-    _now_ms: i64,
-) -> Result<Option<hookline::model::Incoming>, HookError> {
-    let update: Update =
-        serde_json::from_slice(body).map_err(|e| HookError::Malformed(format!("update: {e}")))?;
-    let raw: Value = serde_json::from_slice(body).unwrap_or_default();
-    let mention = raw["message"]["body"]["markup"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .find(|m| m["type"] == "user_mention");
-    let me = event::BotInfo {
-        user_id: mention.and_then(|m| m["user_id"].as_i64()).unwrap_or(-1),
-        name: String::new(),
-        username: mention
-            .and_then(|m| m["user_link"].as_str())
-            .map(|l| l.trim_start_matches('@').to_owned()),
-    };
-    Ok(match decode::decode_update(update, Some(&me)) {
-        Decoded::Event(inbound) => Some(inbound.incoming),
-        Decoded::Ignored(_) => None,
-    })
 }

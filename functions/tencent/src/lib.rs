@@ -204,45 +204,6 @@ pub fn pipeline(config: TencentConfig, deps: Deps) -> Pipeline<TencentAdapter> {
     Pipeline::new(adapter, deps)
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn randoms_are_stable_per_event_and_distinct_across_events_and_replies() {
-        let target = |seq| Target::Group {
-            group_id: "@TGS#2J4SZEAEL".into(),
-            topic_id: None,
-            msg_seq: seq,
-            sender: "jared".into(),
-        };
-        assert_eq!(
-            message_random("@RBT#001", &target(123), 0),
-            message_random("@RBT#001", &target(123), 0)
-        );
-        assert_ne!(
-            message_random("@RBT#001", &target(123), 0),
-            message_random("@RBT#001", &target(124), 0)
-        );
-        assert_ne!(
-            message_random("@RBT#001", &target(123), 0),
-            message_random("@RBT#001", &target(123), 1)
-        );
-        assert_ne!(
-            message_random("@RBT#001", &target(123), 0),
-            message_random("@RBT#002", &target(123), 0)
-        );
-    }
-
-    #[test]
-    fn long_texts_are_cut_on_a_character_boundary() {
-        let long = "好".repeat(4_000);
-        let cut = fit(long);
-        assert!(cut.len() <= MAX_TEXT_BYTES && cut.ends_with('…'));
-        assert_eq!(fit("short".into()), "short");
-    }
-}
-
 /// The `hookline-tencent` function for `bot`: under Lambda it serves the Function URL, elsewhere
 /// `HOOKLINE_BIND`. A crate of its own bot calls this from its `main`.
 pub async fn run(bot: hookline::bot::SharedBot) -> Result<(), hookline::runtime::BoxError> {
@@ -288,4 +249,43 @@ pub fn decode_fixture(
             Decoded::Ignored(_) => None,
         },
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn randoms_are_stable_per_event_and_distinct_across_events_and_replies() {
+        let target = |seq| Target::Group {
+            group_id: "@TGS#2J4SZEAEL".into(),
+            topic_id: None,
+            msg_seq: seq,
+            sender: "jared".into(),
+        };
+        assert_eq!(
+            message_random("@RBT#001", &target(123), 0),
+            message_random("@RBT#001", &target(123), 0)
+        );
+        assert_ne!(
+            message_random("@RBT#001", &target(123), 0),
+            message_random("@RBT#001", &target(124), 0)
+        );
+        assert_ne!(
+            message_random("@RBT#001", &target(123), 0),
+            message_random("@RBT#001", &target(123), 1)
+        );
+        assert_ne!(
+            message_random("@RBT#001", &target(123), 0),
+            message_random("@RBT#002", &target(123), 0)
+        );
+    }
+
+    #[test]
+    fn long_texts_are_cut_on_a_character_boundary() {
+        let long = "好".repeat(4_000);
+        let cut = fit(long);
+        assert!(cut.len() <= MAX_TEXT_BYTES && cut.ends_with('…'));
+        assert_eq!(fit("short".into()), "short");
+    }
 }
