@@ -349,6 +349,16 @@ pub enum Decoded<T> {
     Ignored(Cow<'static, str>),
 }
 
+impl<C> Decoded<Inbound<C>> {
+    /// The neutral event, or `None` when ignored.
+    pub fn into_incoming(self) -> Option<Incoming> {
+        match self {
+            Self::Event(inbound) => Some(inbound.incoming),
+            Self::Ignored(_) => None,
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -10,7 +10,7 @@ use hookline::bot::{Bot, BotError, BotResult, Ctx, Handlers};
 use hookline::model::Reply;
 use hookline_server::testing::TestServer;
 
-use crate::fake_lambda::{Lambda, function_url_event};
+use crate::fake_lambda::{start_tailchat, tailchat_message};
 use crate::support::workspace_bin;
 
 /// A bot whose first `fail` calls fail with `error`, then answers "ok <n>".
@@ -180,38 +180,9 @@ async fn a_panicking_bot_is_caught_and_the_server_keeps_serving() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_panicking_bot_under_lambda_still_answers_and_the_function_lives_on() {
-    let emu = hookline_tailchat::emulator::TailchatEmulator::new(
-        "tc_app",
-        "V1StGXR8_Z5jdHi6B-myTV1StGXR8_Z5",
-        "6552f3a0c3b1e2a9d4f01234",
-    );
-    let api_url = emu.serve_on_loopback().await.unwrap();
     let dir = tempfile::tempdir().unwrap();
-    let env = [
-        ("HOOKLINE_FUNCTION", "tailchat".to_owned()),
-        ("TAILCHAT_URL", api_url),
-        ("TAILCHAT_APP_ID", "tc_app".into()),
-        (
-            "TAILCHAT_APP_SECRET",
-            "V1StGXR8_Z5jdHi6B-myTV1StGXR8_Z5".into(),
-        ),
-        (
-            "TAILCHAT_CALLBACK_TOKEN",
-            "lambda-test-callback-token-0001".into(),
-        ),
-        ("RUST_LOG", "info".into()),
-    ];
-    let mut lambda = Lambda::start(&workspace_bin("hookline-test-bot"), &env, dir.path()).await;
-    let message = |id: &str, text: &str| {
-        let mut body = crate::support::fixture_json("tailchat/message_group.json");
-        body["payload"]["messageId"] = id.into();
-        body["payload"]["messageSnippet"] = text.into();
-        function_url_event(
-            "token=lambda-test-callback-token-0001",
-            &serde_json::to_vec(&body).unwrap(),
-            "203.0.113.9",
-        )
-    };
+    let (emu, mut lambda) = start_tailchat(&workspace_bin("hookline-test-bot"), dir.path()).await;
+    let message = tailchat_message;
     let answer = lambda
         .invoke(message("65530000c3b1e2a9d4f0aa01", "/boom"))
         .await;

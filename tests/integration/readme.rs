@@ -4,10 +4,7 @@
 
 use std::path::{Path, PathBuf};
 
-use hookline_tailchat::emulator::TailchatEmulator;
-
-use crate::fake_lambda::{Lambda, function_url_event};
-use crate::support::fixture_json;
+use crate::fake_lambda::{start_tailchat, tailchat_message};
 
 fn root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
@@ -65,33 +62,11 @@ async fn the_readme_bot_answers_on_every_platform() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_readme_bot_runs_as_the_lambda_function_the_template_names() {
-    let emu = TailchatEmulator::new(
-        "tc_app",
-        "V1StGXR8_Z5jdHi6B-myTV1StGXR8_Z5",
-        "6552f3a0c3b1e2a9d4f01234",
-    );
-    let api_url = emu.serve_on_loopback().await.unwrap();
     let dir = tempfile::tempdir().unwrap();
-    let env = [
-        ("HOOKLINE_FUNCTION", "tailchat".to_owned()),
-        ("TAILCHAT_URL", api_url),
-        ("TAILCHAT_APP_ID", "tc_app".into()),
-        (
-            "TAILCHAT_APP_SECRET",
-            "V1StGXR8_Z5jdHi6B-myTV1StGXR8_Z5".into(),
-        ),
-        (
-            "TAILCHAT_CALLBACK_TOKEN",
-            "lambda-test-callback-token-0001".into(),
-        ),
-    ];
-    let mut lambda = Lambda::start(&dicebot(), &env, dir.path()).await;
-    let mut body = fixture_json("tailchat/message_group.json");
-    body["payload"]["messageSnippet"] = "[at=6552f3a0c3b1e2a9d4f01234]Bot[/at] /roll 3d6".into();
-    let event = function_url_event(
-        "token=lambda-test-callback-token-0001",
-        &serde_json::to_vec(&body).unwrap(),
-        "203.0.113.9",
+    let (emu, mut lambda) = start_tailchat(&dicebot(), dir.path()).await;
+    let event = tailchat_message(
+        "65530000c3b1e2a9d4f0bb01",
+        "[at=6552f3a0c3b1e2a9d4f01234]Bot[/at] /roll 3d6",
     );
     let answer = lambda.invoke(event).await;
     assert_eq!(answer["statusCode"], 200, "{answer}");

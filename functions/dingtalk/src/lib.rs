@@ -422,8 +422,5 @@ pub fn decode_fixture(
         .split(',')
         .map(str::to_owned)
         .collect();
-    Ok(match decode::decode_callback(body, &hosts, now_ms)? {
-        Decoded::Event(inbound) => Some(inbound.incoming),
-        Decoded::Ignored(_) => None,
-    })
+    Ok(decode::decode_callback(body, &hosts, now_ms)?.into_incoming())
 }

@@ -152,10 +152,7 @@ pub fn decode_fixture(
         Parsed::Other(_) => Ok(None),
         Parsed::Message { item, payload } => {
             let bot = item.user_id.clone();
-            Ok(match decode_message(item, payload, &bot, now_ms) {
-                Decoded::Event(inbound) => Some(inbound.incoming),
-                Decoded::Ignored(_) => None,
-            })
+            Ok(decode_message(item, payload, &bot, now_ms).into_incoming())
         }
     }
 }

@@ -230,10 +230,7 @@ pub fn decode_fixture(
             .and_then(|m| m["user_link"].as_str())
             .map(|l| l.trim_start_matches('@').to_owned()),
     };
-    Ok(match decode::decode_update(update, Some(&me)) {
-        Decoded::Event(inbound) => Some(inbound.incoming),
-        Decoded::Ignored(_) => None,
-    })
+    Ok(decode::decode_update(update, Some(&me)).into_incoming())
 }
 
 #[cfg(test)]

@@ -243,12 +243,7 @@ pub fn decode_fixture(
         .at_robots
         .and_then(|r| r.into_iter().next())
         .unwrap_or(probe.to_account);
-    Ok(
-        match decode::decode_callback(Some(&command), body, &bot, now_ms)? {
-            Decoded::Event(inbound) => Some(inbound.incoming),
-            Decoded::Ignored(_) => None,
-        },
-    )
+    Ok(decode::decode_callback(Some(&command), body, &bot, now_ms)?.into_incoming())
 }
 
 #[cfg(test)]
