@@ -10,8 +10,8 @@ use hookline::bot::{Bot, BotError, BotResult, Ctx, Handlers};
 use hookline::model::Reply;
 use hookline_server::testing::TestServer;
 
-use crate::fake_lambda::{start_tailchat, tailchat_message};
 use crate::support::workspace_bin;
+use crate::support::{start_tailchat, tailchat_message};
 
 /// A bot whose first `fail` calls fail with `error`, then answers "ok <n>".
 struct Flaky {

@@ -4,7 +4,7 @@
 
 use std::path::{Path, PathBuf};
 
-use crate::fake_lambda::{start_tailchat, tailchat_message};
+use crate::support::{start_tailchat, tailchat_message};
 
 fn root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("..")

@@ -319,3 +319,48 @@ pub async fn emulator_sent(base: &str, platform: &str) -> Value {
         .await
         .expect("JSON")
 }
+
+/// The callback token of [`start_tailchat`]'s function.
+pub const TAILCHAT_TOKEN: &str = "lambda-test-callback-token-0001";
+
+/// A Tailchat emulator and `bin` started against it as the `tailchat` function of a crate's one
+/// binary (`HOOKLINE_FUNCTION=tailchat`), as the SAM template would run it.
+pub async fn start_tailchat(
+    bin: &Path,
+    dir: &Path,
+) -> (
+    hookline_tailchat::emulator::TailchatEmulator,
+    crate::fake_lambda::Lambda,
+) {
+    const SECRET: &str = "V1StGXR8_Z5jdHi6B-myTV1StGXR8_Z5";
+    let emu = hookline_tailchat::emulator::TailchatEmulator::new(
+        "tc_app",
+        SECRET,
+        "6552f3a0c3b1e2a9d4f01234",
+    );
+    let api_url = emu.serve_on_loopback().await.expect("emulator");
+    let env = [
+        ("HOOKLINE_FUNCTION", "tailchat".to_owned()),
+        ("TAILCHAT_URL", api_url),
+        ("TAILCHAT_APP_ID", "tc_app".into()),
+        ("TAILCHAT_APP_SECRET", SECRET.into()),
+        ("TAILCHAT_CALLBACK_TOKEN", TAILCHAT_TOKEN.into()),
+        ("RUST_LOG", "info".into()),
+    ];
+    let lambda = crate::fake_lambda::Lambda::start(bin, &env, dir).await;
+    (emu, lambda)
+}
+
+/// A Function URL event of the Tailchat group fixture saying `text`, with message id `id`.
+pub fn tailchat_message(id: &str, text: &str) -> Value {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/tailchat/message_group.json");
+    let mut body: Value =
+        serde_json::from_slice(&std::fs::read(path).expect("fixture")).expect("JSON");
+    body["payload"]["messageId"] = id.into();
+    body["payload"]["messageSnippet"] = text.into();
+    crate::fake_lambda::function_url_event(
+        &format!("token={TAILCHAT_TOKEN}"),
+        &serde_json::to_vec(&body).expect("JSON"),
+        "203.0.113.9",
+    )
+}
