@@ -512,3 +512,21 @@ async fn outbound_calls_end_before_the_invocation_deadline() {
     );
     assert!(took < std::time::Duration::from_millis(2_900), "{took:?}");
 }
+
+#[tokio::test]
+async fn an_answered_message_costs_two_store_writes_the_claim_and_its_completion() {
+    let h = harness().await;
+    assert_eq!(
+        h.deliver(fixture("tailchat/message_group.json")).await.0,
+        StatusCode::OK
+    );
+    let after_first = h.store.writes();
+    let mut second = fixture_json("tailchat/message_group.json");
+    second["payload"]["messageId"] = "6553a1f0c3b1e2a9d4f0ffff".into();
+    let (status, _) = h.deliver(serde_json::to_vec(&second).unwrap()).await;
+    assert_eq!(status, StatusCode::OK);
+    // The bot API (context, state scopes, panic guard) adds no store operation: the echo
+    // bot's answer is one claim and one completion, as before it.
+    assert_eq!(h.store.writes() - after_first, 2);
+    assert_eq!(h.emu.sent().len(), 2);
+}
