@@ -158,15 +158,16 @@ async fn serve_keeps_its_state_in_dynamodb_when_hookline_table_is_set() {
     let _ = server.wait().await;
 
     // The notes and the cached session are in the table, and the embedded store was never made.
+    // A note is a JSON string in the echo bot's chat state.
     let notes = store
         .query_prefix(
-            "tailchat#tc_656d756c61746f7200000000#notes#644f7c9d2a1b3c4d5e6f7082",
-            "",
+            "tailchat#tc_656d756c61746f7200000000#state#chat#644f7c9d2a1b3c4d5e6f7082",
+            "note#",
         )
         .await
         .expect("query");
     assert_eq!(notes.len(), 1);
-    assert_eq!(notes[0].1.value, "stored in dynamodb");
+    assert_eq!(notes[0].1.value, "\"stored in dynamodb\"");
     assert!(!data.path().join("state.redb").exists());
 }
 
