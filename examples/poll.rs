@@ -34,6 +34,24 @@ fn bot() -> Handlers {
         )
         .command("results", "Show the current poll's votes", results)
         .on_button(pressed)
+        .on_text(label)
+}
+
+/// DingTalk's card buttons post their label as a message: a text that is an option of the
+/// current poll is a vote for it.
+async fn label(cx: Ctx) -> BotResult {
+    let Some(poll) = cx.chat_state().get::<Poll>("poll").await? else {
+        return Ok(Vec::new());
+    };
+    let Some(index) = poll
+        .options
+        .iter()
+        .position(|o| o.eq_ignore_ascii_case(cx.text()))
+    else {
+        return Ok(Vec::new());
+    };
+    let text = record(&cx, None, &(index + 1).to_string()).await?;
+    Ok(vec![Reply::text(text).mention_sender()])
 }
 
 fn one(text: impl Into<String>) -> BotResult {
@@ -234,6 +252,30 @@ mod tests {
         let wrong = t.send(vote("/vote 7")).await.unwrap();
         assert_eq!(wrong[0].to_plain_text(), "Vote with /vote 1 to /vote 2.");
         let results = t.send(vote("/results")).await.unwrap();
+        assert_eq!(
+            results[0].to_plain_text(),
+            "Lunch? (1 votes)\npizza: 0\nsushi: 1"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_dingtalk_card_press_arrives_as_the_label_and_counts() {
+        let t = TestBot::new(bot());
+        open_poll(&t, Platform::DingTalk).await;
+        let press = t
+            .send(Message::text("Sushi").on(Platform::DingTalk))
+            .await
+            .unwrap();
+        assert_eq!(press[0].to_plain_text(), "Your vote: sushi");
+        let chatter = t
+            .send(Message::text("lunch soon?").on(Platform::DingTalk))
+            .await
+            .unwrap();
+        assert!(chatter.is_empty());
+        let results = t
+            .send(Message::text("/results").on(Platform::DingTalk))
+            .await
+            .unwrap();
         assert_eq!(
             results[0].to_plain_text(),
             "Lunch? (1 votes)\npizza: 0\nsushi: 1"
