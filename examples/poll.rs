@@ -169,6 +169,10 @@ mod tests {
 
     use super::*;
 
+    async fn say_on(t: &TestBot, on: Platform, text: &str) -> Vec<Reply> {
+        t.send(Message::text(text).on(on)).await.unwrap()
+    }
+
     async fn open_poll(t: &TestBot, on: Platform) -> Vec<Choice> {
         let replies = t
             .send(Message::text("/poll Lunch? | pizza | sushi").on(on))
@@ -199,10 +203,7 @@ mod tests {
         assert_eq!(answer, vec![Reply::notification("Your vote: pizza")]);
         t.send(press("bob", 0)).await.unwrap();
         t.send(press("ann", 1)).await.unwrap();
-        let results = t
-            .send(Message::text("/results").on(Platform::TamTam))
-            .await
-            .unwrap();
+        let results = say_on(&t, Platform::TamTam, "/results").await;
         assert_eq!(
             results[0].to_plain_text(),
             "Lunch? (2 votes)\npizza: 1\nsushi: 1"
@@ -215,7 +216,7 @@ mod tests {
         let choices = open_poll(&t, Platform::TamTam).await;
         let mut tasks = Vec::new();
         for user in 0..5 {
-            for attempt in 0..4 {
+            for _ in 0..4 {
                 let (t, payload) = (t.clone(), choices[user % 2].payload.clone());
                 tasks.push(tokio::spawn(async move {
                     // The same event delivered four times at once.
@@ -223,7 +224,6 @@ mod tests {
                         .on(Platform::TamTam)
                         .from_user(&format!("u{user}"), "U")
                         .with_event_id(&format!("press-{user}"));
-                    let _ = attempt;
                     t.send(press).await.unwrap()
                 }));
             }
@@ -231,10 +231,7 @@ mod tests {
         for task in tasks {
             task.await.unwrap();
         }
-        let results = t
-            .send(Message::text("/results").on(Platform::TamTam))
-            .await
-            .unwrap();
+        let results = say_on(&t, Platform::TamTam, "/results").await;
         assert_eq!(
             results[0].to_plain_text(),
             "Lunch? (5 votes)\npizza: 3\nsushi: 2"
@@ -262,20 +259,11 @@ mod tests {
     async fn a_dingtalk_card_press_arrives_as_the_label_and_counts() {
         let t = TestBot::new(bot());
         open_poll(&t, Platform::DingTalk).await;
-        let press = t
-            .send(Message::text("Sushi").on(Platform::DingTalk))
-            .await
-            .unwrap();
+        let press = say_on(&t, Platform::DingTalk, "Sushi").await;
         assert_eq!(press[0].to_plain_text(), "Your vote: sushi");
-        let chatter = t
-            .send(Message::text("lunch soon?").on(Platform::DingTalk))
-            .await
-            .unwrap();
+        let chatter = say_on(&t, Platform::DingTalk, "lunch soon?").await;
         assert!(chatter.is_empty());
-        let results = t
-            .send(Message::text("/results").on(Platform::DingTalk))
-            .await
-            .unwrap();
+        let results = say_on(&t, Platform::DingTalk, "/results").await;
         assert_eq!(
             results[0].to_plain_text(),
             "Lunch? (1 votes)\npizza: 0\nsushi: 1"

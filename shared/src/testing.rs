@@ -196,11 +196,15 @@ impl TestBot {
 
     /// The state of chat `chat` on `platform`, as the bot sees it.
     pub fn chat_state(&self, platform: Platform, chat: &str) -> State {
-        State::new(
+        let message = Message::text("").on(platform).in_chat(chat);
+        Ctx::new(
+            message.incoming,
+            BOT_KEY,
             self.store.clone(),
+            self.http.clone(),
             self.clock.clone(),
-            format!("{platform}#{BOT_KEY}#state#chat#{chat}"),
         )
+        .chat_state()
     }
 
     /// The context the bot would get for `message`.

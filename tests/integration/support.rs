@@ -166,15 +166,6 @@ impl StateStore for CountingStore {
         self.wrote();
         self.inner.put(key, value, expires_at).await
     }
-    async fn put_if_absent(
-        &self,
-        key: &Key,
-        value: &str,
-        expires_at: Option<i64>,
-    ) -> Result<bool, StoreError> {
-        self.wrote();
-        self.inner.put_if_absent(key, value, expires_at).await
-    }
     async fn compare_and_set(
         &self,
         key: &Key,
@@ -220,14 +211,6 @@ impl StateStore for NoCompleteStore {
         }
         self.0.put(key, value, expires_at).await
     }
-    async fn put_if_absent(
-        &self,
-        key: &Key,
-        value: &str,
-        expires_at: Option<i64>,
-    ) -> Result<bool, StoreError> {
-        self.0.put_if_absent(key, value, expires_at).await
-    }
     async fn compare_and_set(
         &self,
         key: &Key,
@@ -268,9 +251,6 @@ impl StateStore for DownStore {
         Err(down())
     }
     async fn put(&self, _: &Key, _: &str, _: Option<i64>) -> Result<(), StoreError> {
-        Err(down())
-    }
-    async fn put_if_absent(&self, _: &Key, _: &str, _: Option<i64>) -> Result<bool, StoreError> {
         Err(down())
     }
     async fn compare_and_set(

@@ -81,7 +81,7 @@ fn malformed(e: serde_json::Error) -> HookError {
 }
 
 /// The body's routing fields; the body must be a JSON object.
-fn routing(body: &[u8]) -> Result<Routing, HookError> {
+pub(crate) fn routing(body: &[u8]) -> Result<Routing, HookError> {
     if body.trim_ascii_start().first() != Some(&b'{') {
         return Err(HookError::Malformed(
             "callback body: not a JSON object".into(),

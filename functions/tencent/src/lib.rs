@@ -218,31 +218,29 @@ pub fn decode_fixture(
     body: &[u8],
     now_ms: i64,
 ) -> Result<Option<hookline::model::Incoming>, HookError> {
+    // What the callback URL's query carries, read from the body instead.
     #[derive(serde::Deserialize)]
-    struct Probe {
+    struct Command {
         #[serde(rename = "CallbackCommand")]
         command: Option<String>,
         #[serde(rename = "GroupId")]
         group_id: Option<String>,
-        #[serde(rename = "To_Account", default)]
-        to_account: String,
-        #[serde(rename = "AtRobots_Account", default)]
-        at_robots: Option<Vec<String>>,
     }
-    let probe: Probe = serde_json::from_slice(body)
+    let probe: Command = serde_json::from_slice(body)
         .map_err(|e| HookError::Malformed(format!("callback body: {e}")))?;
     let command = probe.command.unwrap_or_else(|| {
         if probe.group_id.is_some() {
-            "Bot.OnGroupMessage"
+            event::GROUP_MESSAGE
         } else {
-            "Bot.OnC2CMessage"
+            event::C2C_MESSAGE
         }
         .to_owned()
     });
-    let bot = probe
+    let routing = decode::routing(body)?;
+    let bot = routing
         .at_robots
         .and_then(|r| r.into_iter().next())
-        .unwrap_or(probe.to_account);
+        .unwrap_or(routing.to_account);
     Ok(decode::decode_callback(Some(&command), body, &bot, now_ms)?.into_incoming())
 }
 

@@ -213,24 +213,6 @@ impl StateStore for DynamoStore {
         Ok(())
     }
 
-    async fn put_if_absent(
-        &self,
-        key: &Key,
-        value: &str,
-        expires_at: Option<i64>,
-    ) -> Result<bool, StoreError> {
-        let result = self
-            .client
-            .put_item()
-            .table_name(&self.table)
-            .set_item(Some(Self::item_attrs(key, value, expires_at)))
-            .condition_expression("attribute_not_exists(pk) OR expires_at <= :now")
-            .expression_attribute_values(":now", n(self.clock.now_s()))
-            .send()
-            .await;
-        conditional(result)
-    }
-
     async fn compare_and_set(
         &self,
         key: &Key,
@@ -238,22 +220,22 @@ impl StateStore for DynamoStore {
         value: &str,
         expires_at: Option<i64>,
     ) -> Result<bool, StoreError> {
-        let Some(expected) = expected else {
-            return self.put_if_absent(key, value, expires_at).await;
-        };
-        let result = self
+        let request = self
             .client
             .put_item()
             .table_name(&self.table)
             .set_item(Some(Self::item_attrs(key, value, expires_at)))
-            .condition_expression(
-                "v = :v AND (attribute_not_exists(expires_at) OR expires_at > :now)",
-            )
-            .expression_attribute_values(":v", s(expected))
-            .expression_attribute_values(":now", n(self.clock.now_s()))
-            .send()
-            .await;
-        conditional(result)
+            .expression_attribute_values(":now", n(self.clock.now_s()));
+        // An expired item is absent for every operation, whatever the TTL sweeper has done.
+        let request = match expected {
+            None => request.condition_expression("attribute_not_exists(pk) OR expires_at <= :now"),
+            Some(expected) => request
+                .condition_expression(
+                    "v = :v AND (attribute_not_exists(expires_at) OR expires_at > :now)",
+                )
+                .expression_attribute_values(":v", s(expected)),
+        };
+        conditional(request.send().await)
     }
 
     async fn delete(&self, key: &Key) -> Result<(), StoreError> {

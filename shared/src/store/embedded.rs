@@ -261,15 +261,6 @@ impl StateStore for EmbeddedStore {
         .await
     }
 
-    async fn put_if_absent(
-        &self,
-        key: &Key,
-        value: &str,
-        expires_at: Option<i64>,
-    ) -> Result<bool, StoreError> {
-        self.compare_and_set(key, None, value, expires_at).await
-    }
-
     async fn compare_and_set(
         &self,
         key: &Key,

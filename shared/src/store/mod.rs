@@ -90,7 +90,9 @@ pub trait StateStore: Send + Sync + fmt::Debug {
         key: &Key,
         value: &str,
         expires_at: Option<i64>,
-    ) -> Result<bool, StoreError>;
+    ) -> Result<bool, StoreError> {
+        self.compare_and_set(key, None, value, expires_at).await
+    }
 
     /// Writes an item only if the live value is `expected` (`None`: no live item). Returns
     /// whether this call wrote it; of racing callers with the same `expected` exactly one gets
