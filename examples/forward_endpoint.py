@@ -1,8 +1,7 @@
-"""A bot in Python behind hookline's forward bridge (HOOKLINE_BOT=forward); standard library only.
-Run: HOOKLINE_FORWARD_SECRET=... python3 forward_endpoint.py [port]   (schemas/forward.schema.json)"""
+"""A Python bot behind hookline's forward bridge (schemas/forward.schema.json), standard library
+only: HOOKLINE_FORWARD_SECRET=... python3 forward_endpoint.py [port, default 8090; 0: any free]"""
 import hashlib, hmac, json, os, sys, time
 from http.server import BaseHTTPRequestHandler, HTTPServer
-
 SECRET = os.environ["HOOKLINE_FORWARD_SECRET"].encode()
 
 def verified(header, body):
@@ -16,7 +15,6 @@ def answer(event):
         return []
     text, who = event["event"]["text"], event["sender"]["name"] or "there"
     return [{"type": "text", "text": f"Python heard {who}: {text}", "mention_sender": True}]
-
 class Bot(BaseHTTPRequestHandler):
     def do_POST(self):
         body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
@@ -27,4 +25,6 @@ class Bot(BaseHTTPRequestHandler):
         self.send_header("Content-Length", str(len(reply))), self.end_headers()
         self.wfile.write(reply)
 
-HTTPServer(("127.0.0.1", int(sys.argv[1]) if len(sys.argv) > 1 else 8090), Bot).serve_forever()
+server = HTTPServer(("127.0.0.1", int(sys.argv[1]) if len(sys.argv) > 1 else 8090), Bot)
+print(f"listening on http://127.0.0.1:{server.server_port}/", flush=True)
+server.serve_forever()

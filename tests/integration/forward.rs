@@ -5,7 +5,6 @@
 use std::process::Stdio;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::time::Duration;
 
 use axum::http::StatusCode;
 use hookline::secret::Secret;
@@ -14,7 +13,7 @@ use hookline_server::testing::TestServer;
 use serde_json::Value;
 
 use crate::serve::start_serve;
-use crate::support::{free_port, workspace_bin};
+use crate::support::workspace_bin;
 
 const SECRET: &str = "forward-test-secret-0123456789";
 
@@ -26,33 +25,37 @@ fn repo(path: &str) -> std::path::PathBuf {
 
 #[tokio::test]
 async fn the_python_example_answers_through_hookline_serve() {
-    let port = free_port();
+    use tokio::io::AsyncBufReadExt as _;
+    // Port 0: the endpoint binds a free port and prints its URL once it listens (no port race
+    // with the other tests' servers, no wait for it to start).
     let mut python = tokio::process::Command::new("python3")
         .arg(repo("examples/forward_endpoint.py"))
-        .arg(port.to_string())
+        .arg("0")
         .env("HOOKLINE_FORWARD_SECRET", SECRET)
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
         .kill_on_drop(true)
         .spawn()
         .expect("python3 runs the example endpoint");
+    let mut first = String::new();
+    tokio::io::BufReader::new(python.stdout.take().unwrap())
+        .read_line(&mut first)
+        .await
+        .unwrap();
+    let url = first
+        .trim()
+        .strip_prefix("listening on ")
+        .unwrap_or_else(|| panic!("the endpoint said {first:?}"))
+        .to_owned();
     let data = tempfile::tempdir().unwrap();
     let (mut server, base) = start_serve(&[
         ("HOOKLINE_DATA_DIR", data.path().display().to_string()),
         ("HOOKLINE_BOT", "forward".into()),
-        ("HOOKLINE_FORWARD_URL", format!("http://127.0.0.1:{port}/")),
+        ("HOOKLINE_FORWARD_URL", url),
         ("HOOKLINE_FORWARD_SECRET", SECRET.into()),
     ])
     .await;
-    // The endpoint may still be starting: its first refusals are retried, then redelivered.
-    let mut out = String::new();
-    for _ in 0..50 {
-        out = simulate("tamtam", &base, "hello from TamTam").await;
-        if out.contains("reply:") {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    let out = simulate("tamtam", &base, "hello from TamTam").await;
     assert!(
         out.contains("reply: Python heard Simulator: hello from TamTam"),
         "{out}"
