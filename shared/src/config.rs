@@ -145,6 +145,8 @@ pub struct SharedConfig {
     /// `X-Forwarded-For` `serve` believes (none unless `HOOKLINE_TRUST_PROXY=1`; then the CIDRs
     /// listed, loopback by default). Never used under Lambda.
     pub proxies: crate::runtime::TrustedProxies,
+    /// Deferred mode's queue settings.
+    pub queue: crate::queue::QueueConfig,
 }
 
 /// The default `HOOKLINE_TRUSTED_PROXIES`.
@@ -210,6 +212,7 @@ impl SharedConfig {
                     crate::runtime::TrustedProxies::default()
                 }
             },
+            queue: crate::queue::QueueConfig::from_source(env)?,
         })
     }
 }

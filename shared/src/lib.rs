@@ -21,6 +21,7 @@ pub mod http;
 pub mod idempotency;
 pub mod model;
 pub mod pipeline;
+pub mod queue;
 pub mod redact;
 pub mod ring;
 pub mod runtime;

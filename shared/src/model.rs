@@ -97,8 +97,9 @@ pub enum ChatKind {
     Direct,
 }
 
-/// One event the bot should answer, in platform-neutral form.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// One event the bot should answer, in platform-neutral form. Serializable, so that a claimed
+/// event can wait on a queue (deferred mode).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Incoming {
     /// Where it came from.
     pub platform: Platform,
@@ -121,12 +122,14 @@ pub struct Incoming {
     /// What happened.
     pub kind: IncomingKind,
     /// The webhook body exactly as received: the escape hatch to the platform's own payload
-    /// (see `Ctx::payload`). Cheap to clone.
+    /// (see `Ctx::payload`). Cheap to clone. Queued as text: every platform posts JSON.
+    #[serde(with = "raw_text")]
     pub raw: bytes::Bytes,
 }
 
 /// What happened.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum IncomingKind {
     /// A text message addressed to the bot, with the mention of the bot already stripped.
     Text(String),
@@ -332,12 +335,26 @@ fn inline_plain(line: &str, out: &mut String) {
 }
 
 /// An event decoded together with what the platform adapter needs to answer it.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Inbound<C> {
     /// The neutral event the bot sees.
     pub incoming: Incoming,
     /// Platform-specific reply context (ids to quote, webhooks to answer through, …).
     pub context: C,
+}
+
+/// A webhook body as a JSON string (the bodies are JSON, hence UTF-8; anything else is kept
+/// lossily rather than failing the event).
+mod raw_text {
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub(super) fn serialize<S: Serializer>(raw: &bytes::Bytes, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&String::from_utf8_lossy(raw))
+    }
+
+    pub(super) fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<bytes::Bytes, D::Error> {
+        Ok(bytes::Bytes::from(String::deserialize(d)?))
+    }
 }
 
 /// The outcome of decoding one webhook request.

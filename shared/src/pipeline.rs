@@ -21,8 +21,9 @@ use futures_util::FutureExt as _;
 use crate::bot::{BotError, Ctx, SharedBot};
 use crate::clock::SharedClock;
 use crate::error::{Disposition, HookError};
-use crate::idempotency::{Claim, DEFAULT_IN_PROGRESS_TTL, Idempotency};
+use crate::idempotency::{Claim, DEFAULT_IN_PROGRESS_TTL, DeadLetter, Idempotency, Start};
 use crate::model::{Decoded, Inbound, Platform, Reply};
+use crate::queue::{Attempt, Deferral, Job, Worked, Worker};
 use crate::runtime::{ClientIp, Deadline};
 use crate::store::SharedStore;
 
@@ -56,8 +57,9 @@ impl RawRequest {
 
 /// What a platform plugs into the pipeline.
 pub trait Adapter: Send + Sync + 'static {
-    /// What `send` needs beyond the neutral event.
-    type Context: Send + Sync + 'static;
+    /// What `send` needs beyond the neutral event. Serializable: a deferred event waits on a
+    /// queue with it.
+    type Context: Send + Sync + serde::Serialize + serde::de::DeserializeOwned + 'static;
 
     /// The platform.
     fn platform(&self) -> Platform;
@@ -83,6 +85,16 @@ pub trait Adapter: Send + Sync + 'static {
         replies: &[Reply],
         delivered: &mut usize,
     ) -> impl Future<Output = Result<(), HookError>> + Send;
+
+    /// Shows that the bot is working on a deferred event ("typing…"), where the platform has
+    /// such a signal. Best effort: a failure is logged, never retried.
+    fn typing(
+        &self,
+        inbound: &Inbound<Self::Context>,
+    ) -> impl Future<Output = Result<(), HookError>> + Send {
+        let _ = inbound;
+        async { Ok(()) }
+    }
 
     /// Whether the platform redelivers an event answered with an error. Tailchat never does:
     /// a bot's "retry later" is then tried again in-process.
@@ -114,6 +126,8 @@ pub struct Deps {
     pub bot: SharedBot,
     /// The outbound HTTP client.
     pub http: crate::http::HttpClient,
+    /// Deferred mode: the queue (if any) and this process's workers.
+    pub deferral: Deferral,
 }
 
 impl Deps {
@@ -123,11 +137,17 @@ impl Deps {
         bot: SharedBot,
     ) -> Result<Self, Box<dyn std::error::Error + Send + Sync>> {
         let clock: SharedClock = Arc::new(crate::clock::SystemClock);
+        let mut deferral = Deferral::default();
+        if let Some(url) = &config.queue.url {
+            deferral.queue = Some(Arc::new(crate::queue::sqs::SqsQueue::from_env(url).await));
+            deferral.every_event = true;
+        }
         Ok(Self {
             store: crate::store::open(config, clock.clone()).await?,
             clock,
             bot,
             http: crate::http::HttpClient::new()?,
+            deferral,
         })
     }
 }
@@ -154,6 +174,8 @@ pub enum Accepted<C> {
     Done,
     /// Claimed: process it.
     Claimed(Box<Inbound<C>>, crate::store::Key),
+    /// Claimed for the queue: put it there.
+    Queued(Box<Inbound<C>>, crate::store::Key),
 }
 
 impl<A: Adapter> Pipeline<A> {
@@ -193,17 +215,73 @@ impl<A: Adapter> Pipeline<A> {
         };
         // The bot's escape hatch to the platform's payload (a reference count, not a copy).
         inbound.incoming.raw = request.body.clone();
-        match self
-            .idempotency
-            .claim(&inbound.incoming.event_id, in_progress_ttl)
-            .await?
-        {
+        let event = &inbound.incoming.event_id;
+        let deferred = self.defers(&inbound.incoming);
+        let claim = if deferred {
+            self.idempotency
+                .claim_queued(event, crate::queue::QUEUED_CLAIM_TTL)
+                .await?
+        } else {
+            self.idempotency.claim(event, in_progress_ttl).await?
+        };
+        match claim {
+            Claim::Acquired(key) if deferred => Ok(Accepted::Queued(Box::new(inbound), key)),
             Claim::Acquired(key) => Ok(Accepted::Claimed(Box::new(inbound), key)),
             Claim::Completed => {
-                tracing::info!(event = %inbound.incoming.event_id, "duplicate of a handled event");
+                tracing::info!(%event, "duplicate of a handled event");
+                Ok(Accepted::Done)
+            }
+            Claim::Queued => {
+                tracing::info!(%event, "duplicate of a queued event");
                 Ok(Accepted::Done)
             }
             Claim::InProgress => Err(HookError::InProgress),
+        }
+    }
+
+    /// Whether `incoming` goes to the queue: there is one, and every event is deferred or the
+    /// bot defers this one (a panic in the bot's answer counts as "no").
+    fn defers(&self, incoming: &crate::model::Incoming) -> bool {
+        let deferral = &self.deps.deferral;
+        deferral.queue.is_some()
+            && (deferral.every_event
+                || std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                    self.deps.bot.defers(incoming)
+                }))
+                .unwrap_or(false))
+    }
+
+    /// Puts a claimed event on the queue. Should the queue fail, the event is answered inline:
+    /// late rather than lost.
+    async fn enqueue(
+        &self,
+        inbound: Inbound<A::Context>,
+        key: crate::store::Key,
+    ) -> Result<(), HookError> {
+        let platform = self.adapter.platform();
+        let event = inbound.incoming.event_id.clone();
+        let queued = match (&self.deps.deferral.queue, serde_json::to_value(&inbound)) {
+            (Some(queue), Ok(value)) => {
+                let job = Job {
+                    platform,
+                    event_id: event.clone(),
+                    claim: key.clone(),
+                    inbound: value,
+                };
+                queue.enqueue(&job).await.map_err(|e| e.to_string())
+            }
+            (None, _) => Err("no queue".to_owned()),
+            (_, Err(e)) => Err(e.to_string()),
+        };
+        match queued {
+            Ok(()) => {
+                tracing::info!(%platform, %event, "deferred to the queue");
+                Ok(())
+            }
+            Err(why) => {
+                tracing::warn!(%platform, %event, error = %why, "could not queue the event; answering it now");
+                self.process(inbound, key).await
+            }
         }
     }
 
@@ -219,10 +297,32 @@ impl<A: Adapter> Pipeline<A> {
         inbound: Inbound<A::Context>,
         key: crate::store::Key,
     ) -> Result<(), HookError> {
+        let result = self
+            .execute(&inbound, &key, self.adapter.redelivers())
+            .await;
+        if result.is_err()
+            && let Err(release) = self.idempotency.release(&key).await
+        {
+            // The claim expires on its own after the in-progress TTL.
+            let platform = self.adapter.platform();
+            let event = &inbound.incoming.event_id;
+            tracing::error!(%platform, %event, error = %release, "could not release the claim");
+        }
+        result
+    }
+
+    /// Bot, send, complete. An error means "retry": nothing can have reached the chat, and the
+    /// claim is left as it is for the caller to release (inline) or requeue (a worker).
+    async fn execute(
+        &self,
+        inbound: &Inbound<A::Context>,
+        key: &crate::store::Key,
+        redelivered: bool,
+    ) -> Result<(), HookError> {
         let mut delivered = 0;
         let result = async {
-            let replies = self.run_bot(&inbound).await?;
-            self.adapter.send(&inbound, &replies, &mut delivered).await
+            let replies = self.run_bot(inbound, redelivered).await?;
+            self.adapter.send(inbound, &replies, &mut delivered).await
         }
         .await;
         let platform = self.adapter.platform();
@@ -234,10 +334,6 @@ impl<A: Adapter> Pipeline<A> {
                 _ => Disposition::Drop,
             };
             if disposition == Disposition::Retry {
-                if let Err(release) = self.idempotency.release(&key).await {
-                    // The claim expires on its own after the in-progress TTL.
-                    tracing::error!(%platform, %event, error = %release, "could not release the claim");
-                }
                 return result;
             }
             tracing::error!(
@@ -248,7 +344,7 @@ impl<A: Adapter> Pipeline<A> {
                 "giving up on this event (a retry cannot help, or could post a reply twice)"
             );
         }
-        if let Err(complete) = self.idempotency.complete(&key).await {
+        if let Err(complete) = self.idempotency.complete(key).await {
             // Whatever was sent is out; an error answer would invite a redelivery and a second
             // reply. The claim keeps the event from being processed again until it expires.
             tracing::error!(%platform, %event, error = %complete, "could not mark the event complete");
@@ -258,9 +354,14 @@ impl<A: Adapter> Pipeline<A> {
 
     /// Runs the bot on one event, mapping its outcome to the retry rule: replies to send (its
     /// own, or those of [`BotError::Answer`]), nothing (a given-up event or a panic, logged), or
-    /// [`HookError::BotRetry`] for a redelivery. Where the platform never redelivers
-    /// ([`Adapter::redelivers`]), a retry is tried again here until the deadline.
-    async fn run_bot(&self, inbound: &Inbound<A::Context>) -> Result<Vec<Reply>, HookError> {
+    /// [`HookError::BotRetry`] for a redelivery. Where nothing redelivers (`redelivered` false:
+    /// [`Adapter::redelivers`] inline, while a queue always does), a retry is tried again here
+    /// until the deadline.
+    async fn run_bot(
+        &self,
+        inbound: &Inbound<A::Context>,
+        redelivered: bool,
+    ) -> Result<Vec<Reply>, HookError> {
         let platform = self.adapter.platform();
         let event = &inbound.incoming.event_id;
         let started = std::time::Instant::now();
@@ -293,7 +394,7 @@ impl<A: Adapter> Pipeline<A> {
                 }
                 Ok(Err(BotError::Retry(why))) => why,
             };
-            if self.adapter.redelivers() {
+            if redelivered {
                 return Err(HookError::BotRetry(why));
             }
             // Nothing would redeliver: try again while the invocation has time.
@@ -326,10 +427,78 @@ impl<A: Adapter> Pipeline<A> {
     }
 
     async fn run(&self, request: RawRequest, ttl: Duration) -> Result<Response, HookError> {
-        if let Accepted::Claimed(inbound, key) = self.accept(&request, ttl).await? {
-            self.process(*inbound, key).await?;
+        match self.accept(&request, ttl).await? {
+            Accepted::Done => {}
+            Accepted::Claimed(inbound, key) => self.process(*inbound, key).await?,
+            Accepted::Queued(inbound, key) => self.enqueue(*inbound, key).await?,
         }
         Ok(self.adapter.ack())
+    }
+}
+
+#[async_trait::async_trait]
+impl<A: Adapter> Worker for Pipeline<A> {
+    /// One attempt at a queued event: take it (its claim RUNNING until the lease ends), signal
+    /// "typing…", bot → send → complete. A retry puts it back in the queue's hands; the last
+    /// attempt's failure dead-letters it.
+    async fn work(&self, job: Job, attempt: Attempt) -> Worked {
+        let platform = self.adapter.platform();
+        let event = job.event_id.clone();
+        let key = job.claim;
+        let dead = |reason: String| {
+            let (key, event) = (&key, &event);
+            async move {
+                let report = DeadLetter {
+                    platform,
+                    event_id: event.clone(),
+                    at_ms: self.deps.clock.now_ms(),
+                    reason: reason.clone(),
+                };
+                if let Err(e) = self.idempotency.dead(key, &report).await {
+                    tracing::error!(%platform, %event, error = %e, "could not record the dead letter");
+                }
+                tracing::error!(%platform, %event, %reason, "dead-lettered after its last attempt");
+                Worked::Dead(reason)
+            }
+        };
+        let inbound: Inbound<A::Context> = match serde_json::from_value(job.inbound) {
+            Ok(inbound) => inbound,
+            Err(e) => return dead(format!("the queued event is unreadable: {e}")).await,
+        };
+        match self
+            .idempotency
+            .start(&key, attempt.lease_until_ms, attempt.take_over)
+            .await
+        {
+            Ok(Start::Started) => {}
+            Ok(Start::Completed) => {
+                tracing::info!(%platform, event = %job.event_id, "duplicate delivery of an answered event");
+                return Worked::Done;
+            }
+            Ok(Start::Busy) if attempt.last => {
+                return dead("another worker held it at the last attempt".into()).await;
+            }
+            Ok(Start::Busy) => return Worked::Retry("another worker holds the event".into()),
+            Err(e) if attempt.last => return dead(e.to_string()).await,
+            Err(e) => return Worked::Retry(e.to_string()),
+        }
+        let typing = async {
+            if let Err(e) = self.adapter.typing(&inbound).await {
+                tracing::warn!(%platform, event = %job.event_id, error = %e, "could not signal typing");
+            }
+        };
+        let (result, ()) = tokio::join!(self.execute(&inbound, &key, true), typing);
+        let Err(err) = result else {
+            return Worked::Done;
+        };
+        if attempt.last {
+            return dead(err.to_string()).await;
+        }
+        if let Err(e) = self.idempotency.requeue(&key).await {
+            // Its lease ends on its own; the next attempt takes it then.
+            tracing::warn!(%platform, event = %job.event_id, error = %e, "could not put the claim back");
+        }
+        Worked::Retry(err.to_string())
     }
 }
 
@@ -365,7 +534,14 @@ async fn handle<A: Adapter>(
 }
 
 /// A router with the adapter's webhook at `/` (POST), bodies capped at [`MAX_BODY_BYTES`].
+/// The pipeline becomes this process's worker for the platform's queued events.
 pub fn webhook<A: Adapter>(pipeline: Arc<Pipeline<A>>) -> Router {
+    let worker: Arc<dyn Worker> = pipeline.clone();
+    pipeline
+        .deps
+        .deferral
+        .workers
+        .register(pipeline.adapter.platform(), worker);
     Router::new()
         .route("/", post(handle::<A>))
         .layer(axum::extract::DefaultBodyLimit::max(MAX_BODY_BYTES))

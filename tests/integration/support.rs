@@ -116,6 +116,7 @@ pub fn deps(store: SharedStore, clock: SharedClock) -> Deps {
         clock,
         bot: Arc::new(hookline_bots::echo::bot()),
         http: HttpClient::with_policy(policy, std::time::Duration::from_secs(5)).expect("client"),
+        deferral: Default::default(),
     }
 }
 

@@ -10,7 +10,7 @@ use crate::event::Callback;
 use crate::webhook::allowed_session_webhook;
 
 /// What `send` needs.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct DingTalkContext {
     /// Where to reply (checked against `DINGTALK_SESSION_HOSTS`).
     pub session_webhook: Url,

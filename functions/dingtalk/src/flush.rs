@@ -34,6 +34,7 @@ pub async fn run_flush() -> anyhow::Result<()> {
         // The flush sends queued replies; it runs no bot.
         bot: Arc::new(hookline::bot::Handlers::new()),
         http,
+        deferral: Default::default(),
     };
     let sender = crate::sender(&config, &deps).ok_or_else(no_robot)?;
     hookline::runtime::run_scheduled(move || {

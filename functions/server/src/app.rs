@@ -104,6 +104,7 @@ pub fn scratch_deps(dir: &std::path::Path, bot: hookline::bot::SharedBot) -> Res
         clock,
         bot,
         http: hookline::http::HttpClient::new().map_err(|e| e.to_string())?,
+        deferral: Default::default(),
     })
 }
 
@@ -403,6 +404,7 @@ mod tests {
             clock,
             bot: Arc::new(hookline_bots::echo::bot()),
             http: HttpClient::new().unwrap(),
+            deferral: Default::default(),
         }
     }
 

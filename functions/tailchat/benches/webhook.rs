@@ -73,6 +73,7 @@ fn benches(c: &mut Criterion) {
             clock,
             bot: Arc::new(hookline_bots::echo::bot()),
             http: HttpClient::new().unwrap(),
+            deferral: Default::default(),
         };
         let config = TailchatConfig {
             api_url,

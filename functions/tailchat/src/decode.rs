@@ -11,7 +11,7 @@ use crate::event::{InboxItem, MessagePayload};
 use crate::mention::strip_mention_tag;
 
 /// What `send` needs to reply the way the SDK's `replyMessage` does.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct TailchatContext {
     /// The group, absent for a DM.
     pub group_id: Option<String>,

@@ -7,7 +7,7 @@ use hookline::model::{ChatKind, Decoded, Inbound, Incoming, IncomingKind, Platfo
 use crate::event::{BotInfo, Message, Update};
 
 /// What `send` needs.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct TamTamContext {
     /// The chat to post to.
     pub chat_id: Option<i64>,

@@ -11,7 +11,7 @@ use regex::Regex;
 use crate::event::{C2C_MESSAGE, C2cMessage, GROUP_MESSAGE, GroupMessage, MsgElem, Routing};
 
 /// Where the reply goes.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum Target {
     /// A group (or a community topic in it).
     Group {
@@ -34,7 +34,7 @@ pub enum Target {
 }
 
 /// What `send` needs.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct TencentContext {
     /// Where the reply goes.
     pub target: Target,

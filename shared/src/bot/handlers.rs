@@ -7,8 +7,8 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 
-use super::{Bot, BotResult, Command, Ctx, help_text};
-use crate::model::{IncomingKind, Reply};
+use super::{Bot, BotResult, Command, CommandCall, Ctx, help_text};
+use crate::model::{Incoming, IncomingKind, Reply};
 
 type BoxFuture = Pin<Box<dyn Future<Output = BotResult> + Send>>;
 type Handler = Arc<dyn Fn(Ctx) -> BoxFuture + Send + Sync>;
@@ -36,6 +36,10 @@ pub struct Handlers {
     button: Option<Handler>,
     start: Option<Handler>,
     unsupported: Option<Handler>,
+    /// Every event is slow ([`Handlers::slow`]).
+    all_slow: bool,
+    /// The commands declared with [`Handlers::slow_command`].
+    slow_commands: Vec<String>,
 }
 
 impl fmt::Debug for Handlers {
@@ -62,6 +66,26 @@ impl Handlers {
     {
         self.commands
             .push((Command::new(name, description), boxed(handler)));
+        self
+    }
+
+    /// Declares a slow `/name` (a language model, a slow API): like [`Handlers::command`], and
+    /// its events are answered from the queue (deferred mode) so the webhook is acknowledged at
+    /// once.
+    #[must_use]
+    pub fn slow_command<F, Fut>(mut self, name: &str, description: &str, handler: F) -> Self
+    where
+        F: Fn(Ctx) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = BotResult> + Send + 'static,
+    {
+        self.slow_commands.push(name.to_ascii_lowercase());
+        self.command(name, description, handler)
+    }
+
+    /// Every event of this bot is answered from the queue (deferred mode).
+    #[must_use]
+    pub fn slow(mut self) -> Self {
+        self.all_slow = true;
         self
     }
 
@@ -154,6 +178,15 @@ impl Bot for Handlers {
             Some(h) => h(cx).await,
             None => Ok(Vec::new()),
         }
+    }
+
+    fn defers(&self, incoming: &Incoming) -> bool {
+        self.all_slow
+            || match &incoming.kind {
+                IncomingKind::Text(text) => CommandCall::parse(text)
+                    .is_some_and(|call| self.slow_commands.contains(&call.name)),
+                _ => false,
+            }
     }
 
     fn commands(&self) -> Vec<Command> {

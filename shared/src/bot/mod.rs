@@ -155,6 +155,15 @@ pub trait Bot: Send + Sync + 'static {
     fn commands(&self) -> Vec<Command> {
         Vec::new()
     }
+
+    /// Whether `incoming` is answered from the queue (deferred mode: the webhook is acknowledged
+    /// at once, a worker runs the bot) rather than inside the webhook. For bots that take
+    /// seconds (language models, slow APIs); per event, so only the slow commands need pay for
+    /// the queue. `HOOKLINE_QUEUE_URL` on Lambda defers every event regardless.
+    fn defers(&self, incoming: &crate::model::Incoming) -> bool {
+        let _ = incoming;
+        false
+    }
 }
 
 #[async_trait]
@@ -165,6 +174,10 @@ impl<B: Bot + ?Sized> Bot for Arc<B> {
 
     fn commands(&self) -> Vec<Command> {
         (**self).commands()
+    }
+
+    fn defers(&self, incoming: &crate::model::Incoming) -> bool {
+        (**self).defers(incoming)
     }
 }
 

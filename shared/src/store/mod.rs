@@ -21,7 +21,7 @@ pub use dynamo::DynamoStore;
 pub use embedded::EmbeddedStore;
 
 /// An item's address.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
 pub struct Key {
     /// Partition key; namespaced `{platform}#{bot}#…`.
     pub pk: String,
