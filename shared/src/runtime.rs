@@ -259,6 +259,41 @@ where
         .map_err(|e| RuntimeError::Stopped(e.to_string()))
 }
 
+/// Runs deferred mode's worker function under the Lambda runtime API: each invocation is a
+/// batch of SQS messages, answered with the partial batch failures.
+pub async fn run_sqs_worker(worker: crate::queue::sqs::SqsWorker) -> Result<(), RuntimeError> {
+    if !is_lambda() {
+        return Err(RuntimeError::Stopped(
+            "the worker function runs under Lambda (hookline serve has its own queue)".into(),
+        ));
+    }
+    let worker = std::sync::Arc::new(worker);
+    let handler = lambda_http::service_fn(
+        move |event: lambda_http::LambdaEvent<crate::queue::sqs::SqsEvent>| {
+            let worker = std::sync::Arc::clone(&worker);
+            async move {
+                let deadline_ms = i64::try_from(event.context.deadline).unwrap_or(i64::MAX);
+                let now_ms = std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX));
+                let left = std::time::Duration::from_millis(
+                    u64::try_from(deadline_ms - now_ms).unwrap_or(0),
+                );
+                let calls_end =
+                    Instant::now() + left.saturating_sub(crate::pipeline::DEADLINE_RESERVE);
+                Ok::<_, lambda_http::Error>(
+                    worker
+                        .handle(event.payload, deadline_ms, Some(calls_end))
+                        .await,
+                )
+            }
+        },
+    );
+    lambda_http::lambda_runtime::run(handler)
+        .await
+        .map_err(|e| RuntimeError::Stopped(e.to_string()))
+}
+
 /// Serves `router` on a free loopback port in the background; returns its base URL. For the
 /// built-in emulators, tests and benchmarks.
 pub async fn serve_on_loopback(router: Router) -> std::io::Result<String> {

@@ -2,6 +2,7 @@
 #![allow(clippy::unwrap_used)] // a panic is how a test fails
 
 mod bot_api; // a bot's errors and panics through the real pipeline (hookline_server::testing), also under Lambda
+mod deferred; // deferred mode: webhook → SQS (moto) → worker, retries, the dead-letter queue, partial batches
 mod deploy; // infra/: the SAM template against the binaries and their variables; the sample events
 mod dingtalk; // DingTalk fixtures, the notify endpoint, the sliding-window budget and digests
 mod doctor; // hookline doctor against the emulators: credentials checked, nothing sent, no secret printed

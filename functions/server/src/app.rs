@@ -92,6 +92,8 @@ pub struct App {
     pub flushers: Vec<Arc<RobotSender>>,
 }
 
+use hookline::queue::QueueConfig;
+use hookline::queue::embedded::EmbeddedQueue;
 pub use hookline::runtime::local_base;
 
 /// Dependencies on a throw-away embedded store in `dir` (simulations, doctor's checks).
@@ -106,6 +108,19 @@ pub fn scratch_deps(dir: &std::path::Path, bot: hookline::bot::SharedBot) -> Res
         http: hookline::http::HttpClient::new().map_err(|e| e.to_string())?,
         deferral: Default::default(),
     })
+}
+
+/// Gives `deps` `serve`'s durable queue (in its store, [`EmbeddedQueue`]) for the events the
+/// bot defers. Start the queue once the platforms are built (they register its workers).
+pub fn with_queue(mut deps: Deps, config: &QueueConfig) -> (Deps, EmbeddedQueue) {
+    let queue = EmbeddedQueue::new(
+        deps.store.clone(),
+        deps.clock.clone(),
+        deps.deferral.workers.clone(),
+        config.clone(),
+    );
+    deps.deferral.queue = Some(Arc::new(queue.clone()));
+    (deps, queue)
 }
 
 /// The variable whose presence takes each platform live (the rest of its configuration is then

@@ -18,6 +18,7 @@ pub mod doctor;
 pub mod event;
 pub mod simulate;
 pub mod testing;
+pub mod worker;
 
 use hookline::bot::SharedBot;
 
@@ -95,12 +96,13 @@ enum Setup {
 }
 
 /// The Lambda functions one binary can be (`HOOKLINE_FUNCTION`), as the SAM template names them.
-pub const FUNCTIONS: [&str; 5] = [
+pub const FUNCTIONS: [&str; 6] = [
     "tailchat",
     "tencent",
     "tamtam",
     "dingtalk",
     "dingtalk-flush",
+    "worker",
 ];
 
 /// Runs the Lambda function `name` (one of [`FUNCTIONS`]) for `bot`.
@@ -111,6 +113,7 @@ pub async fn run_function(name: &str, bot: SharedBot) -> Result<(), BoxError> {
         "tamtam" => hookline_tamtam::run(bot).await,
         "dingtalk" => hookline_dingtalk::run(bot).await,
         "dingtalk-flush" => Ok(hookline_dingtalk::run_flush().await?),
+        "worker" => worker::run(bot).await,
         other => Err(format!(
             "HOOKLINE_FUNCTION={other:?} is not a function: use one of {}",
             FUNCTIONS.join(", ")
@@ -181,9 +184,17 @@ pub async fn main(bot: SharedBot) -> anyhow::Result<()> {
 
 async fn serve(bot: SharedBot) -> anyhow::Result<()> {
     let shared = SharedConfig::from_env()?;
-    let deps = Deps::open(&shared, bot)
+    if shared.queue.url.is_some() {
+        tracing::warn!(
+            "HOOKLINE_QUEUE_URL is for the Lambda functions; serve answers deferred events from its own queue"
+        );
+    }
+    let mut shared_without_sqs = shared.clone();
+    shared_without_sqs.queue.url = None;
+    let deps = Deps::open(&shared_without_sqs, bot)
         .await
         .map_err(|e| anyhow::anyhow!(e))?;
+    let (deps, queue) = app::with_queue(deps, &shared.queue);
     let base = app::local_base(shared.bind);
     let store = match &shared.table {
         Some(table) => format!("DynamoDB table {table}"),
@@ -195,6 +206,7 @@ async fn serve(bot: SharedBot) -> anyhow::Result<()> {
         app::Emulators::Off
     };
     let app = app::build(&ProcessEnv, deps, &base, emulators);
+    queue.start().await?;
     eprintln!(
         "hookline {} on {base} (store: {store})",
         env!("CARGO_PKG_VERSION")
@@ -227,8 +239,16 @@ async fn serve(bot: SharedBot) -> anyhow::Result<()> {
     }
     eprintln!("ready: GET {base}/healthz");
     hookline::runtime::serve_local(app.router, shared.bind, shared.proxies.clone()).await?;
+    // Stopped (SIGTERM, Ctrl-C): the webhooks are answered; let the queue's events in flight
+    // finish, leaving the rest stored for the next start.
+    eprintln!("stopping: finishing the queued events in flight");
+    queue.shutdown(SHUTDOWN_GRACE).await;
     Ok(())
 }
+
+/// How long a stopping `serve` waits for the queued events in flight (Docker's and systemd's
+/// stop timeouts are 10 s and 90 s; what is left runs after the next start).
+pub const SHUTDOWN_GRACE: std::time::Duration = std::time::Duration::from_secs(8);
 
 /// Dependencies for a one-time `setup` call: a scratch store, so that `setup` works beside a
 /// running `serve` (which holds the embedded store); it caches nothing worth keeping.

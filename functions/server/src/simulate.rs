@@ -352,20 +352,26 @@ pub async fn deliver(
     if !status.is_success() {
         return Ok(exchange);
     }
-    let sent = http
+    exchange.replies = replies(base, platform, simulation).await;
+    Ok(exchange)
+}
+
+/// The replies to `simulation` the emulator of `platform` recorded so far; `None` without an
+/// emulator.
+pub async fn replies(base: &str, platform: &str, simulation: &Simulation) -> Option<Vec<String>> {
+    let sent = reqwest::Client::new()
         .get(format!("{base}/_emulator/{platform}/sent"))
         .send()
-        .await;
-    if let Ok(r) = sent
-        && r.status().is_success()
-    {
-        let recorded: Vec<Value> = r.json().await.unwrap_or_default();
-        exchange.replies = Some(
-            recorded
-                .iter()
-                .filter_map(|m| (simulation.reply_in)(m))
-                .collect(),
-        );
+        .await
+        .ok()?;
+    if !sent.status().is_success() {
+        return None;
     }
-    Ok(exchange)
+    let recorded: Vec<Value> = sent.json().await.unwrap_or_default();
+    Some(
+        recorded
+            .iter()
+            .filter_map(|m| (simulation.reply_in)(m))
+            .collect(),
+    )
 }

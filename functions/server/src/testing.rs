@@ -34,19 +34,57 @@ pub const PLATFORMS: [&str; 4] = ["tailchat", "tencent", "tamtam", "dingtalk"];
 pub struct TestServer {
     base: String,
     env: HashMap<String, String>,
+    workers: Arc<hookline::queue::Workers>,
+    queue: Option<hookline::queue::embedded::EmbeddedQueue>,
+    store: hookline::store::SharedStore,
     _dir: tempfile::TempDir,
 }
 
 impl TestServer {
     /// Starts a server for `bot`.
     pub async fn start(bot: impl Bot) -> anyhow::Result<Self> {
+        Self::start_with(bot, None).await
+    }
+
+    /// Starts a server for `bot` that defers every event to `queue`, as a Lambda webhook with
+    /// `HOOKLINE_QUEUE_URL` does; [`TestServer::workers`] runs the queued jobs.
+    pub async fn start_deferred(
+        bot: impl Bot,
+        queue: Arc<dyn hookline::queue::Queue>,
+    ) -> anyhow::Result<Self> {
+        Self::start_with(bot, Some(queue)).await
+    }
+
+    async fn start_with(
+        bot: impl Bot,
+        queue: Option<Arc<dyn hookline::queue::Queue>>,
+    ) -> anyhow::Result<Self> {
         let env: HashMap<String, String> = HashMap::new();
         let dir = tempfile::tempdir()?;
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
         let base = crate::app::local_base(listener.local_addr()?);
-        let deps =
+        let mut deps =
             crate::app::scratch_deps(dir.path(), Arc::new(bot)).map_err(anyhow::Error::msg)?;
+        let embedded = match queue {
+            Some(queue) => {
+                deps.deferral.queue = Some(queue);
+                deps.deferral.every_event = true;
+                None
+            }
+            None => {
+                // The bot's slow commands go through serve's queue, as in production.
+                let config = hookline::queue::QueueConfig::from_source(&env)?;
+                let (with, queue) = crate::app::with_queue(deps, &config);
+                deps = with;
+                Some(queue)
+            }
+        };
+        let workers = deps.deferral.workers.clone();
+        let store = deps.store.clone();
         let app = crate::app::build(&env, deps, &base, crate::app::Emulators::ForAll);
+        if let Some(queue) = &embedded {
+            queue.start().await?;
+        }
         tokio::spawn(hookline::runtime::serve_listener(
             listener,
             app.router,
@@ -55,8 +93,51 @@ impl TestServer {
         Ok(Self {
             base,
             env,
+            workers,
+            queue: embedded,
+            store,
             _dir: dir,
         })
+    }
+
+    /// The workers of the server's platforms (for a test's own queue consumer).
+    pub fn workers(&self) -> Arc<hookline::queue::Workers> {
+        self.workers.clone()
+    }
+
+    /// The server's state store.
+    pub fn store(&self) -> &hookline::store::SharedStore {
+        &self.store
+    }
+
+    /// The server's own queue (`serve`'s), unless it defers to another.
+    pub fn queue(&self) -> Option<&hookline::queue::embedded::EmbeddedQueue> {
+        self.queue.as_ref()
+    }
+
+    /// Every reply to `webhook` recorded so far (a deferred event's come after its webhook's
+    /// answer).
+    pub async fn replies(&self, webhook: &Webhook) -> anyhow::Result<Vec<String>> {
+        crate::simulate::replies(&self.base, &webhook.platform, &webhook.simulation)
+            .await
+            .ok_or_else(|| anyhow::anyhow!("the emulator recorded nothing"))
+    }
+
+    /// Waits up to `timeout` for at least `count` replies to `webhook`; returns those there are.
+    pub async fn wait_for_replies(
+        &self,
+        webhook: &Webhook,
+        count: usize,
+        timeout: std::time::Duration,
+    ) -> anyhow::Result<Vec<String>> {
+        let end = tokio::time::Instant::now() + timeout;
+        loop {
+            let replies = self.replies(webhook).await?;
+            if replies.len() >= count || tokio::time::Instant::now() >= end {
+                return Ok(replies);
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
     }
 
     /// The server's base URL (`http://127.0.0.1:<port>`).
