@@ -30,7 +30,13 @@ fn client(endpoint: &str) -> aws_sdk_sqs::Client {
     let config = aws_sdk_sqs::Config::builder()
         .behavior_version(BehaviorVersion::latest())
         .region(Region::new("us-east-1"))
-        .credentials_provider(Credentials::new("test", "test", None, None, "hookline-tests"))
+        .credentials_provider(Credentials::new(
+            "test",
+            "test",
+            None,
+            None,
+            "hookline-tests",
+        ))
         .endpoint_url(endpoint)
         .build();
     aws_sdk_sqs::Client::from_conf(config)
@@ -60,7 +66,8 @@ async fn sqs(max_receives: u32) -> Option<Sqs> {
         .attributes()
         .and_then(|a| a.get(&QueueAttributeName::QueueArn).cloned())
         .expect("its arn");
-    let redrive = serde_json::json!({"deadLetterTargetArn": dlq_arn, "maxReceiveCount": max_receives});
+    let redrive =
+        serde_json::json!({"deadLetterTargetArn": dlq_arn, "maxReceiveCount": max_receives});
     let url = client
         .create_queue()
         .queue_name(name)
@@ -169,7 +176,12 @@ impl Sqs {
             QueueAttributeName::ApproximateNumberOfMessagesNotVisible,
         ]
         .iter()
-        .map(|k| attrs.get(k).and_then(|n| n.parse::<u64>().ok()).unwrap_or(0))
+        .map(|k| {
+            attrs
+                .get(k)
+                .and_then(|n| n.parse::<u64>().ok())
+                .unwrap_or(0)
+        })
         .sum()
     }
 }
@@ -209,7 +221,11 @@ async fn every_platform_is_acknowledged_at_once_and_answered_once_by_the_worker(
     for platform in PLATFORMS {
         let webhook = server.webhook(platform, "hello from the queue");
         let first = server.deliver(&webhook).await.unwrap();
-        assert!((200..300).contains(&first.status), "{platform}: {}", first.body);
+        assert!(
+            (200..300).contains(&first.status),
+            "{platform}: {}",
+            first.body
+        );
         assert_eq!(
             first.replies.unwrap(),
             Vec::<String>::new(),
@@ -223,7 +239,10 @@ async fn every_platform_is_acknowledged_at_once_and_answered_once_by_the_worker(
     for webhook in &webhooks {
         let replies = server.replies(webhook).await.unwrap();
         assert_eq!(replies.len(), 1, "{replies:?}");
-        assert!(replies[0].contains("done: hello from the queue"), "{replies:?}");
+        assert!(
+            replies[0].contains("done: hello from the queue"),
+            "{replies:?}"
+        );
     }
     assert_eq!(sqs.depth(&sqs.url).await, 0, "worked messages are deleted");
 }
@@ -294,10 +313,17 @@ async fn a_poison_event_goes_to_the_dead_letter_queue_after_max_receives_and_is_
     assert_eq!(server.deliver(&webhook).await.unwrap().status, 200);
     assert_eq!(sqs.poll(&worker).await.1.len(), 1, "attempt 1 fails");
     tokio::time::sleep(Duration::from_millis(1300)).await;
-    assert_eq!(sqs.poll(&worker).await.1.len(), 1, "attempt 2, the last, fails");
+    assert_eq!(
+        sqs.poll(&worker).await.1.len(),
+        1,
+        "attempt 2, the last, fails"
+    );
     // The last attempt set its visibility to 0: the next receive moves it to the DLQ.
     let (received, _) = sqs.poll(&worker).await;
-    assert!(received.is_empty(), "moved, not received again: {received:?}");
+    assert!(
+        received.is_empty(),
+        "moved, not received again: {received:?}"
+    );
     assert_eq!(sqs.depth(&sqs.dlq).await, 1, "in the dead-letter queue");
     assert_eq!(sqs.depth(&sqs.url).await, 0);
     let dead = Idempotency::dead_letters(server.store()).await.unwrap();
@@ -307,7 +333,9 @@ async fn a_poison_event_goes_to_the_dead_letter_queue_after_max_receives_and_is_
     assert!(server.replies(&webhook).await.unwrap().is_empty());
     // What doctor reads: the dead-letter queue's depth.
     assert_eq!(
-        hookline::queue::sqs::depth(&sqs.client, &sqs.dlq).await.unwrap(),
+        hookline::queue::sqs::depth(&sqs.client, &sqs.dlq)
+            .await
+            .unwrap(),
         1
     );
     // A platform redelivery of a dead-lettered event is a duplicate, not a new attempt.
@@ -347,4 +375,172 @@ async fn a_batch_with_one_failing_event_redelivers_only_that_one() {
     let mut counts: Vec<usize> = attempts.lock().unwrap().values().copied().collect();
     counts.sort_unstable();
     assert_eq!(counts, vec![1, 1, 2]);
+}
+
+// ---- `hookline serve`: the durable queue in the embedded store ----
+
+mod serve {
+    use std::time::{Duration, Instant};
+
+    use hookline_server::simulate::{Simulation, simulation};
+    use hookline_tamtam::emulator::TamTamEmulator;
+
+    use crate::serve::start_serve_of;
+    use crate::support::free_port;
+
+    const TOKEN: &str = "tamtam-queue-token";
+    const CALLBACK: &str = "tamtam-queue-callback-0123456789";
+
+    /// A TamTam emulator in this process (it outlives the server it answers), and the variables
+    /// that take `serve`'s TamTam live against it.
+    async fn tamtam(
+        dir: &std::path::Path,
+        workers: usize,
+    ) -> (TamTamEmulator, Vec<(&'static str, String)>) {
+        let emu = TamTamEmulator::new(TOKEN, 591_000_001, "helper_bot");
+        let api = emu.serve_on_loopback().await.expect("emulator");
+        let env = vec![
+            ("TAMTAM_TOKEN", TOKEN.to_owned()),
+            ("TAMTAM_CALLBACK_TOKEN", CALLBACK.to_owned()),
+            ("TAMTAM_API_URL", api),
+            ("TAMTAM_ALLOWED_SUBNETS", "127.0.0.0/8".to_owned()),
+            ("HOOKLINE_DATA_DIR", dir.display().to_string()),
+            ("HOOKLINE_WORKERS", workers.to_string()),
+        ];
+        (emu, env)
+    }
+
+    fn webhooks(count: usize, ms: u64, base: &str) -> Vec<Simulation> {
+        let env = std::collections::HashMap::from([("TAMTAM_CALLBACK_TOKEN", CALLBACK)]);
+        (0..count)
+            .map(|i| {
+                simulation(
+                    &env,
+                    "tamtam",
+                    &format!("/slow {ms} event-{i}"),
+                    false,
+                    base,
+                )
+            })
+            .collect()
+    }
+
+    /// Posts a webhook as TamTam would; its status.
+    async fn deliver(http: &reqwest::Client, base: &str, webhook: &Simulation) -> u16 {
+        http.post(format!("{base}{}", webhook.path))
+            .query(&webhook.query)
+            .json(&webhook.body)
+            .send()
+            .await
+            .expect("serve answers")
+            .status()
+            .as_u16()
+    }
+
+    /// The replies to each webhook the emulator recorded.
+    fn replies(emu: &TamTamEmulator, webhooks: &[Simulation]) -> Vec<Vec<String>> {
+        let sent = emu.sent();
+        webhooks
+            .iter()
+            .map(|w| sent.iter().filter_map(|m| (w.reply_in)(m)).collect())
+            .collect()
+    }
+
+    async fn wait_for_all(emu: &TamTamEmulator, webhooks: &[Simulation], timeout: Duration) {
+        let end = Instant::now() + timeout;
+        while Instant::now() < end && replies(emu, webhooks).iter().any(Vec::is_empty) {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    fn assert_each_answered_once(emu: &TamTamEmulator, webhooks: &[Simulation]) {
+        for (i, got) in replies(emu, webhooks).iter().enumerate() {
+            assert_eq!(got.len(), 1, "event-{i}: {got:?}");
+            assert!(got[0].ends_with(&format!("event-{i}")), "{got:?}");
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn twenty_slow_events_are_accepted_within_a_second_and_each_answered_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let (emu, env) = tamtam(dir.path(), 8).await;
+        let (_server, base) = start_serve_of("hookline-test-bot", free_port(), &env).await;
+        let webhooks = webhooks(20, 1500, &base);
+        let http = reqwest::Client::new();
+        let started = Instant::now();
+        let answers =
+            futures_util::future::join_all(webhooks.iter().map(|w| deliver(&http, &base, w))).await;
+        let accepted = started.elapsed();
+        assert_eq!(answers, vec![200; 20]);
+        assert!(
+            accepted < Duration::from_secs(1),
+            "20 webhooks of a 1.5 s bot took {accepted:?} to be acknowledged"
+        );
+        assert!(emu.sent().is_empty(), "nothing answered inside a webhook");
+        wait_for_all(&emu, &webhooks, Duration::from_secs(30)).await;
+        // Time for a duplicate, if there were to be one.
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        assert_each_answered_once(&emu, &webhooks);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn events_queued_at_a_kill_9_are_answered_once_after_the_restart() {
+        let dir = tempfile::tempdir().unwrap();
+        let (emu, env) = tamtam(dir.path(), 2).await;
+        let port = free_port();
+        let (mut server, base) = start_serve_of("hookline-test-bot", port, &env).await;
+        let webhooks = webhooks(6, 2000, &base);
+        let http = reqwest::Client::new();
+        for w in &webhooks {
+            assert_eq!(deliver(&http, &base, w).await, 200);
+        }
+        // Two in flight (mid-sleep), four waiting: then the process dies without warning.
+        tokio::time::sleep(Duration::from_millis(700)).await;
+        server.start_kill().expect("SIGKILL");
+        server.wait().await.expect("reaped");
+        assert!(emu.sent().is_empty(), "killed before any answer");
+        let (_restarted, _) = start_serve_of("hookline-test-bot", port, &env).await;
+        wait_for_all(&emu, &webhooks, Duration::from_secs(30)).await;
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        assert_each_answered_once(&emu, &webhooks);
+        // And a redelivery of any of them now is a duplicate.
+        assert_eq!(deliver(&http, &base, &webhooks[0]).await, 200);
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        assert_each_answered_once(&emu, &webhooks);
+    }
+
+    #[cfg(unix)]
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn sigterm_finishes_the_events_in_flight_and_keeps_the_rest_for_the_next_start() {
+        let dir = tempfile::tempdir().unwrap();
+        let (emu, env) = tamtam(dir.path(), 2).await;
+        let port = free_port();
+        let (mut server, base) = start_serve_of("hookline-test-bot", port, &env).await;
+        let webhooks = webhooks(4, 1000, &base);
+        let http = reqwest::Client::new();
+        for w in &webhooks {
+            assert_eq!(deliver(&http, &base, w).await, 200);
+        }
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        let pid = server.id().expect("running");
+        let term = std::process::Command::new("kill")
+            .args(["-TERM", &pid.to_string()])
+            .status()
+            .expect("kill -TERM");
+        assert!(term.success());
+        let status = tokio::time::timeout(Duration::from_secs(15), server.wait())
+            .await
+            .expect("serve stops within its grace period")
+            .expect("exit status");
+        assert!(status.success(), "{status:?}");
+        let answered: usize = replies(&emu, &webhooks).iter().map(Vec::len).sum();
+        assert_eq!(
+            answered, 2,
+            "the two in flight were finished, the others kept"
+        );
+        let (_restarted, _) = start_serve_of("hookline-test-bot", port, &env).await;
+        wait_for_all(&emu, &webhooks, Duration::from_secs(30)).await;
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        assert_each_answered_once(&emu, &webhooks);
+    }
 }

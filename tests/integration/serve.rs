@@ -12,9 +12,17 @@ use crate::support::{self, free_port, workspace_bin};
 
 /// Starts `hookline serve` on the emulators with `env`, waits for /healthz, returns its base URL.
 pub(crate) async fn start_serve(env: &[(&str, String)]) -> (tokio::process::Child, String) {
-    let port = free_port();
+    start_serve_of("hookline", free_port(), env).await
+}
+
+/// Starts `<bin> serve` (a binary calling `hookline_server::main`) on `port`.
+pub(crate) async fn start_serve_of(
+    bin: &str,
+    port: u16,
+    env: &[(&str, String)],
+) -> (tokio::process::Child, String) {
     let base = format!("http://127.0.0.1:{port}");
-    let mut command = tokio::process::Command::new(workspace_bin("hookline"));
+    let mut command = tokio::process::Command::new(workspace_bin(bin));
     command
         .arg("serve")
         .env_remove("TAILCHAT_URL")
