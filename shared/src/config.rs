@@ -145,8 +145,9 @@ pub struct SharedConfig {
     /// `X-Forwarded-For` `serve` believes (none unless `HOOKLINE_TRUST_PROXY=1`; then the CIDRs
     /// listed, loopback by default). Never used under Lambda.
     pub proxies: crate::runtime::TrustedProxies,
-    /// Deferred mode's queue settings.
-    pub queue: crate::queue::QueueConfig,
+    /// `HOOKLINE_QUEUE_URL`: deferred mode's SQS queue; set, a webhook function defers every
+    /// event to it.
+    pub queue_url: Option<String>,
 }
 
 /// The default `HOOKLINE_TRUSTED_PROXIES`.
@@ -212,7 +213,7 @@ impl SharedConfig {
                     crate::runtime::TrustedProxies::default()
                 }
             },
-            queue: crate::queue::QueueConfig::from_source(env)?,
+            queue_url: optional(env, "HOOKLINE_QUEUE_URL"),
         })
     }
 }

@@ -138,7 +138,7 @@ impl Deps {
     ) -> Result<Self, Box<dyn std::error::Error + Send + Sync>> {
         let clock: SharedClock = Arc::new(crate::clock::SystemClock);
         let mut deferral = Deferral::default();
-        if let Some(url) = &config.queue.url {
+        if let Some(url) = &config.queue_url {
             deferral.queue = Some(Arc::new(crate::queue::sqs::SqsQueue::from_env(url).await));
             deferral.every_event = true;
         }

@@ -25,8 +25,9 @@ use crate::serve::start_serve;
 use crate::store_contract::dynamo_config;
 use crate::support::{self, emulator_sent, example_env, workspace_bin};
 
-/// The command line and the tests' user-crate stand-in, not Lambda functions of this template.
-const NOT_FUNCTIONS: [&str; 2] = ["hookline", "hookline-test-bot"];
+/// The tests' user-crate stand-in, not a Lambda function of this template. (`hookline`, the
+/// command line, is also deferred mode's worker function.)
+const NOT_FUNCTIONS: [&str; 1] = ["hookline-test-bot"];
 
 /// Read by the code, deliberately not set by the template.
 fn exempt(var: &str) -> bool {
@@ -41,6 +42,8 @@ fn exempt(var: &str) -> bool {
         // A deployed stack always authenticates Tencent callbacks: the template requires the
         // token, so it never offers the opt-out.
         || var == "TENCENT_ALLOW_UNSIGNED"
+        // `serve`'s worker pool: on Lambda, the event source mapping decides.
+        || var == "HOOKLINE_WORKERS"
 }
 
 /// Read outside the configuration structs: `hookline::telemetry::init` (tracing's EnvFilter).
@@ -71,6 +74,8 @@ fn setting(v: &Yaml) -> Setting {
             Setting::Ref(t.value.as_str().expect("!Ref name").to_owned())
         }
         Yaml::String(s) => Setting::Literal(s.clone()),
+        // `!If [Condition, when true, otherwise]`: what the variable is when it matters.
+        Yaml::Tagged(t) if t.tag == "If" => setting(&t.value[1]),
         other => panic!("unexpected environment value {other:?}"),
     }
 }
@@ -177,15 +182,22 @@ impl Env for Recorder<'_> {
 
 /// Every variable `binary` reads, by running its configuration code on `values`. The arms
 /// mirror the binaries' `main`s: a new binary fails here until it is added.
-fn reads(binary: &str, values: &HashMap<String, String>) -> BTreeSet<String> {
+fn reads(f: &Function, values: &HashMap<String, String>) -> BTreeSet<String> {
     let rec = Recorder {
         values,
         read: Mutex::new(BTreeSet::new()),
     };
     SharedConfig::from_source(&rec).expect("shared configuration");
-    let function = binary
-        .strip_prefix("hookline-")
-        .expect("hookline-<function>");
+    let Some(Setting::Literal(function)) = f.env.get("HOOKLINE_FUNCTION") else {
+        panic!("{}: no HOOKLINE_FUNCTION", f.id)
+    };
+    assert!(
+        f.binary == format!("hookline-{function}")
+            || (f.binary == "hookline" && function == "worker"),
+        "{}: binary {} for function {function}",
+        f.id,
+        f.binary
+    );
     let function = hookline_server::FUNCTIONS
         .into_iter()
         .find(|f| *f == function)
@@ -210,7 +222,21 @@ fn reads(binary: &str, values: &HashMap<String, String>) -> BTreeSet<String> {
             .unwrap()
             .extend(bot_rec.read.into_inner().unwrap());
     }
-    match binary {
+    match f.binary.as_str() {
+        "hookline" => {
+            // The worker: its queue settings, and every platform, built as `serve` builds them.
+            hookline::queue::QueueConfig::from_source(&rec).unwrap();
+            let dir = tempfile::tempdir().unwrap();
+            let bot = std::sync::Arc::new(hookline::bot::Handlers::new());
+            let deps = hookline_server::app::scratch_deps(dir.path(), bot).unwrap();
+            let app = hookline_server::app::build(
+                &rec,
+                deps,
+                "http://127.0.0.1",
+                hookline_server::app::Emulators::Off,
+            );
+            assert!(!app.statuses.is_empty());
+        }
         "hookline-tailchat" => {
             hookline_tailchat::TailchatConfig::from_source(&rec).unwrap();
         }
@@ -226,6 +252,10 @@ fn reads(binary: &str, values: &HashMap<String, String>) -> BTreeSet<String> {
         other => panic!("{other}: teach this test how the binary reads its configuration"),
     }
     let mut read = rec.read.into_inner().unwrap();
+    if function == "dingtalk-flush" {
+        // Read with the shared settings; the flush runs no bot, so it never defers an event.
+        read.remove("HOOKLINE_QUEUE_URL");
+    }
     read.extend(READ_BY_TELEMETRY.map(String::from));
     read.retain(|v| !exempt(v));
     read
@@ -279,7 +309,7 @@ fn each_function_is_given_exactly_the_variables_it_reads() {
     let t = template();
     let example = example_env();
     for f in functions(&t) {
-        let read = reads(&f.binary, &example);
+        let read = reads(&f, &example);
         let set: BTreeSet<String> = f.env.keys().cloned().collect();
         let unset: Vec<_> = read.difference(&set).collect();
         let unread: Vec<_> = set.difference(&read).collect();
@@ -292,6 +322,7 @@ fn each_function_is_given_exactly_the_variables_it_reads() {
         for (var, value) in &f.env {
             match value {
                 Setting::Ref(name) if name == "StateTable" => assert_eq!(var, "HOOKLINE_TABLE"),
+                Setting::Ref(name) if name == "Queue" => assert_eq!(var, "HOOKLINE_QUEUE_URL"),
                 Setting::Ref(name) => {
                     let param = &t["Parameters"][name.as_str()];
                     assert!(param.is_mapping(), "{var}: no parameter {name}");
@@ -312,35 +343,175 @@ fn each_function_is_given_exactly_the_variables_it_reads() {
     }
 }
 
+/// A policy statement's resource, `!GetAtt <Resource>.Arn`.
+fn arn_of(statement: &Yaml) -> String {
+    get_att_arn(&statement["Resource"])
+}
+
+/// `!GetAtt <Resource>.Arn`'s resource.
+fn get_att_arn(value: &Yaml) -> String {
+    match value {
+        Yaml::Tagged(tag) if tag.tag == "GetAtt" => tag
+            .value
+            .as_str()
+            .and_then(|v| v.strip_suffix(".Arn"))
+            .unwrap_or_else(|| panic!("Resource {:?} is not an ARN", tag.value))
+            .to_owned(),
+        other => panic!("Resource {other:?} is not !GetAtt <resource>.Arn"),
+    }
+}
+
+/// A function's policy statements, each `!If [UseQueue, statement, AWS::NoValue]` resolved to
+/// (its condition, the statement).
+fn statements(f: &Function) -> Vec<(Option<String>, Yaml)> {
+    assert_eq!(f.policies.as_sequence().map(Vec::len), Some(1), "{}", f.id);
+    f.policies[0]["Statement"]
+        .as_sequence()
+        .expect("one policy statement list")
+        .iter()
+        .map(|s| match s {
+            Yaml::Tagged(t) if t.tag == "If" => {
+                let no_value = &t.value[2];
+                assert!(
+                    matches!(no_value, Yaml::Tagged(n) if n.tag == "Ref" && n.value == "AWS::NoValue"),
+                    "{}: a conditional statement is absent otherwise",
+                    f.id
+                );
+                (t.value[0].as_str().map(String::from), t.value[1].clone())
+            }
+            other => (None, other.clone()),
+        })
+        .collect()
+}
+
 #[test]
 fn each_function_may_use_only_its_table_and_only_item_operations() {
     let t = template();
     for f in functions(&t) {
-        let statements = f.policies[0]["Statement"]
-            .as_sequence()
-            .expect("one policy statement list");
-        assert_eq!(f.policies.as_sequence().map(Vec::len), Some(1), "{}", f.id);
-        for s in statements {
-            let resource = &s["Resource"];
-            let Yaml::Tagged(tag) = resource else {
-                panic!(
-                    "{}: Resource {resource:?} is not !GetAtt StateTable.Arn",
-                    f.id
-                )
-            };
+        let worker = f.env.get("HOOKLINE_FUNCTION") == Some(&Setting::Literal("worker".into()));
+        for (condition, s) in statements(&f) {
+            let resource = arn_of(&s);
+            let actions: Vec<&str> = s["Action"]
+                .as_sequence()
+                .expect("actions")
+                .iter()
+                .map(|a| a.as_str().expect("action"))
+                .collect();
+            match resource.as_str() {
+                "StateTable" => {
+                    for action in &actions {
+                        assert!(
+                            granted_actions().contains(action),
+                            "{}: {action} is more than the store ever does",
+                            f.id
+                        );
+                    }
+                }
+                // Deferred mode: the webhooks send, only when there is a queue; the worker
+                // receives, and never sends.
+                "Queue" if worker => {
+                    assert_eq!(
+                        actions,
+                        [
+                            "sqs:ReceiveMessage",
+                            "sqs:DeleteMessage",
+                            "sqs:GetQueueAttributes",
+                            "sqs:ChangeMessageVisibility"
+                        ],
+                        "{}",
+                        f.id
+                    );
+                }
+                "Queue" => {
+                    assert_eq!(actions, ["sqs:SendMessage"], "{}", f.id);
+                    assert_eq!(condition.as_deref(), Some("UseQueue"), "{}", f.id);
+                }
+                other => panic!("{}: may use {other}", f.id),
+            }
+        }
+    }
+}
+
+#[test]
+fn deferred_mode_deploys_a_queue_a_dead_letter_queue_and_one_worker_and_nothing_when_off() {
+    let t = template();
+    let resources = t["Resources"].as_mapping().expect("Resources");
+    let queued: Vec<&str> = resources
+        .iter()
+        .filter(|(_, r)| r["Condition"] == "UseQueue")
+        .map(|(id, _)| id.as_str().expect("id"))
+        .collect();
+    assert_eq!(
+        queued,
+        [
+            "Queue",
+            "DeadLetterQueue",
+            "WorkerFunction",
+            "WorkerQueueMapping",
+            "WorkerLogs"
+        ]
+    );
+    // Nothing else is an SQS queue or a mapping: a stack with Deferred=off has no queue.
+    for (id, r) in resources {
+        let kind = r["Type"].as_str().unwrap_or_default();
+        if kind == "AWS::SQS::Queue" || kind == "AWS::Lambda::EventSourceMapping" {
             assert!(
-                tag.tag == "GetAtt" && tag.value == "StateTable.Arn",
-                "{}: Resource {resource:?} is not !GetAtt StateTable.Arn",
+                queued.contains(&id.as_str().unwrap()),
+                "{id:?} is unconditional"
+            );
+        }
+    }
+    assert_eq!(t["Parameters"]["Deferred"]["Default"], "off");
+    let queue = &t["Resources"]["Queue"]["Properties"];
+    let worker = &t["Resources"]["WorkerFunction"]["Properties"];
+    let timeout = worker["Timeout"].as_u64().expect("the worker's Timeout");
+    let visibility = queue["VisibilityTimeout"]
+        .as_u64()
+        .expect("VisibilityTimeout");
+    assert!(
+        visibility >= 6 * timeout,
+        "visibility timeout {visibility} s < six times the worker's {timeout} s"
+    );
+    assert!(timeout <= 900, "Lambda's limit");
+    assert_eq!(
+        queue["MessageRetentionPeriod"].as_u64(),
+        Some(hookline::queue::QUEUE_RETENTION.as_secs()),
+        "the claims' expiry is computed from this retention"
+    );
+    let redrive = &queue["RedrivePolicy"];
+    assert_eq!(
+        get_att_arn(&redrive["deadLetterTargetArn"]),
+        "DeadLetterQueue"
+    );
+    assert_eq!(
+        setting(&redrive["maxReceiveCount"]),
+        setting(&worker["Environment"]["Variables"]["HOOKLINE_QUEUE_MAX_ATTEMPTS"]),
+        "the dead-letter threshold is the worker's last attempt"
+    );
+    let mapping = &t["Resources"]["WorkerQueueMapping"]["Properties"];
+    assert_eq!(
+        mapping["FunctionResponseTypes"][0],
+        "ReportBatchItemFailures"
+    );
+    assert_eq!(
+        setting(&mapping["FunctionName"]),
+        Setting::Ref("WorkerFunction".into())
+    );
+    let output = &t["Outputs"]["DeadLetterQueueUrl"];
+    assert_eq!(output["Condition"], "UseQueue");
+    assert_eq!(
+        setting(&output["Value"]),
+        Setting::Ref("DeadLetterQueue".into())
+    );
+    // Every webhook function sends there when the queue exists.
+    for f in functions(&t) {
+        if f.binary != "hookline-dingtalk-flush" {
+            assert_eq!(
+                f.env.get("HOOKLINE_QUEUE_URL"),
+                Some(&Setting::Ref("Queue".into())),
+                "{}",
                 f.id
             );
-            for action in s["Action"].as_sequence().expect("actions") {
-                let action = action.as_str().expect("action");
-                assert!(
-                    granted_actions().contains(action),
-                    "{}: {action} is more than the store ever does",
-                    f.id
-                );
-            }
         }
     }
 }
@@ -472,7 +643,7 @@ fn the_example_configuration_matches_the_emulators_and_samconfig() {
     for f in functions(&t) {
         for (var, value) in &f.env {
             let Setting::Ref(param) = value else { continue };
-            if param == "StateTable" {
+            if param == "StateTable" || param == "Queue" {
                 continue;
             }
             example_vars.insert(var.clone());
@@ -781,7 +952,11 @@ fn the_template_builds_a_crate_of_ones_own_after_use_in_crate() {
         let Some(Setting::Literal(function)) = f.env.get("HOOKLINE_FUNCTION") else {
             panic!("{}: no HOOKLINE_FUNCTION", f.id)
         };
-        assert_eq!(format!("hookline-{function}"), original.binary, "{}", f.id);
+        let binary = match function.as_str() {
+            "worker" => "hookline".to_owned(),
+            other => format!("hookline-{other}"),
+        };
+        assert_eq!(binary, original.binary, "{}", f.id);
         assert!(
             hookline_server::FUNCTIONS.contains(&function.as_str()),
             "{function}"

@@ -184,17 +184,18 @@ pub async fn main(bot: SharedBot) -> anyhow::Result<()> {
 
 async fn serve(bot: SharedBot) -> anyhow::Result<()> {
     let shared = SharedConfig::from_env()?;
-    if shared.queue.url.is_some() {
+    let queue_config = hookline::queue::QueueConfig::from_source(&ProcessEnv)?;
+    if shared.queue_url.is_some() {
         tracing::warn!(
             "HOOKLINE_QUEUE_URL is for the Lambda functions; serve answers deferred events from its own queue"
         );
     }
     let mut shared_without_sqs = shared.clone();
-    shared_without_sqs.queue.url = None;
+    shared_without_sqs.queue_url = None;
     let deps = Deps::open(&shared_without_sqs, bot)
         .await
         .map_err(|e| anyhow::anyhow!(e))?;
-    let (deps, queue) = app::with_queue(deps, &shared.queue);
+    let (deps, queue) = app::with_queue(deps, &queue_config);
     let base = app::local_base(shared.bind);
     let store = match &shared.table {
         Some(table) => format!("DynamoDB table {table}"),

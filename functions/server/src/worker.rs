@@ -20,16 +20,13 @@ pub async fn run(bot: SharedBot) -> Result<(), BoxError> {
     hookline::runtime::check_function(&ProcessEnv, "worker")?;
     let shared = hookline::config::SharedConfig::from_env()?;
     let deps = Deps::open(&shared, bot).await?;
-    let worker = build(&deps, &shared).await?;
+    let worker = build(&deps).await?;
     hookline::runtime::run_sqs_worker(worker).await?;
     Ok(())
 }
 
 /// The worker for `deps`: every platform configured in the environment registered.
-pub async fn build(
-    deps: &Deps,
-    shared: &hookline::config::SharedConfig,
-) -> Result<SqsWorker, BoxError> {
+pub async fn build(deps: &Deps) -> Result<SqsWorker, BoxError> {
     // Building the routers registers each configured platform's pipeline as its worker.
     let app = crate::app::build(
         &ProcessEnv,
@@ -47,13 +44,14 @@ pub async fn build(
         .into());
     }
     tracing::info!(?platforms, "worker ready");
-    let client = match &shared.queue.url {
+    let config = hookline::queue::QueueConfig::from_source(&ProcessEnv)?;
+    let client = match &config.url {
         Some(_) => Some(client_from_env().await),
         None => None,
     };
     Ok(SqsWorker::new(
         deps.deferral.workers.clone(),
         client,
-        shared.queue.clone(),
+        config,
     ))
 }
