@@ -224,3 +224,93 @@ async fn doctor_lists_dingtalk_notifications_set_aside_as_dead_letters() {
     assert!(report.contains("460101"), "{report}");
     serve.kill().await.expect("kill");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn doctor_reports_dead_lettered_deferred_events_and_the_dead_letter_queues_depth() {
+    use hookline::idempotency::{DeadLetter, Idempotency};
+    use hookline::model::{EventId, Platform};
+    use hookline::store::{EmbeddedStore, Key, StateStore};
+    let Some(endpoint) = crate::support::dynamodb_endpoint() else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("doctor");
+    {
+        let clock: hookline::clock::SharedClock = std::sync::Arc::new(hookline::clock::SystemClock);
+        let store: hookline::store::SharedStore = std::sync::Arc::new(
+            EmbeddedStore::open(&data.join("state.redb"), clock.clone()).unwrap(),
+        );
+        let idem = Idempotency::new(store.clone(), clock, Platform::TamTam, "bot");
+        let event = EventId::from("mid.0042");
+        let report = DeadLetter {
+            platform: Platform::TamTam,
+            event_id: event.clone(),
+            at_ms: 1,
+            reason: "retry later: the model API is down".into(),
+        };
+        idem.dead(&idem.key(&event), &report).await.unwrap();
+        let job = Key::new(
+            hookline::queue::embedded::QUEUE_PARTITION,
+            "tamtam#bot#evt#mid.7",
+        );
+        store.put(&job, "{}", None).await.unwrap();
+    }
+    // A dead-letter queue with one message in it, on moto.
+    let sqs = aws_sdk_sqs::Client::from_conf(
+        aws_sdk_sqs::Config::builder()
+            .behavior_version(aws_sdk_sqs::config::BehaviorVersion::latest())
+            .region(aws_sdk_sqs::config::Region::new("us-east-1"))
+            .credentials_provider(aws_sdk_sqs::config::Credentials::new(
+                "test", "test", None, None, "t",
+            ))
+            .endpoint_url(&endpoint)
+            .build(),
+    );
+    let dlq = sqs
+        .create_queue()
+        .queue_name(format!("doctor-dlq-{:016x}", crate::support::rand_id()))
+        .send()
+        .await
+        .unwrap()
+        .queue_url()
+        .unwrap()
+        .to_owned();
+    sqs.send_message()
+        .queue_url(&dlq)
+        .message_body("{}")
+        .send()
+        .await
+        .unwrap();
+    let env: HashMap<String, String> = [
+        ("HOOKLINE_DLQ_URL", dlq.as_str()),
+        ("AWS_ENDPOINT_URL_SQS", endpoint.as_str()),
+        ("AWS_REGION", "us-east-1"),
+        ("AWS_ACCESS_KEY_ID", "test"),
+        ("AWS_SECRET_ACCESS_KEY", "test"),
+        ("AWS_EC2_METADATA_DISABLED", "true"),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_owned(), v.to_owned()))
+    .collect();
+    let (_, report) = doctor(&env, &data).await;
+    let lines: Vec<&str> = report.lines().filter(|l| l.starts_with("queue")).collect();
+    assert!(
+        lines.iter().any(|l| l.contains("warn")
+            && l.contains("1 deferred event(s) failed every attempt")
+            && l.contains("tamtam event mid.0042")
+            && l.contains("the model API is down")),
+        "{report}"
+    );
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.contains("1 deferred event(s) wait in serve's queue")),
+        "{report}"
+    );
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.contains("warn") && l.contains("1 message(s) in the dead-letter queue")),
+        "{report}"
+    );
+}

@@ -139,6 +139,7 @@ pub async fn run(env: &dyn Env) -> Report {
                 return report;
             }
         };
+    queue(env, configured.as_ref(), &mut report).await;
     tailchat(env, &deps, &mut report).await;
     tencent(env, &deps, &mut report).await;
     dingtalk(env, &deps, configured, &mut report).await;
@@ -172,6 +173,69 @@ async fn store(shared: &SharedConfig, report: &mut Report) -> Option<SharedStore
         Ok(_) => report.add("store", Status::Ok, format!("{what} answers")),
     }
     opened
+}
+
+/// Deferred mode: events that failed every attempt (the store's dead-letter reports, the SQS
+/// dead-letter queue of `HOOKLINE_DLQ_URL`) and `serve`'s queue.
+async fn queue(env: &dyn Env, store: Option<&SharedStore>, report: &mut Report) {
+    const NAME: &str = "queue";
+    if let Some(store) = store {
+        match hookline::idempotency::Idempotency::dead_letters(store).await {
+            Ok(dead) if dead.is_empty() => {}
+            Ok(dead) => {
+                let last = dead.iter().max_by_key(|d| d.at_ms).unwrap_or(&dead[0]);
+                report.add(
+                    NAME,
+                    Status::Warn,
+                    format!(
+                        "{} deferred event(s) failed every attempt and were dead-lettered (kept 14 \
+                         days); the latest: {} event {}: {}",
+                        dead.len(),
+                        last.platform,
+                        last.event_id,
+                        hookline::model::truncate_bytes(&last.reason, 160)
+                    ),
+                );
+            }
+            Err(e) => report.add(NAME, Status::Fail, format!("cannot read dead letters: {e}")),
+        }
+        match store
+            .query_prefix(hookline::queue::embedded::QUEUE_PARTITION, "")
+            .await
+        {
+            Ok(jobs) if jobs.is_empty() => {}
+            Ok(jobs) => report.add(
+                NAME,
+                Status::Ok,
+                format!(
+                    "{} deferred event(s) wait in serve's queue (answered when serve runs)",
+                    jobs.len()
+                ),
+            ),
+            Err(e) => report.add(NAME, Status::Fail, format!("cannot read the queue: {e}")),
+        }
+    }
+    let Some(dlq) = hookline::config::optional(env, "HOOKLINE_DLQ_URL") else {
+        return;
+    };
+    let client = hookline::queue::sqs::client_from_env().await;
+    match hookline::queue::sqs::depth(&client, &dlq).await {
+        Ok(0) => report.add(NAME, Status::Ok, "the dead-letter queue is empty"),
+        Ok(n) => report.add(
+            NAME,
+            Status::Warn,
+            format!(
+                "{n} message(s) in the dead-letter queue: events that failed every attempt; \
+                 fix the cause, then redrive them to the queue (SQS console, or \
+                 aws sqs start-message-move-task)"
+            ),
+        ),
+        Err(e) => report.add(
+            NAME,
+            Status::Fail,
+            format!("cannot read the dead-letter queue (HOOKLINE_DLQ_URL): {e}"),
+        ),
+    }
 }
 
 fn api_failure(e: &HookError) -> String {
