@@ -481,6 +481,14 @@ mod serve {
         // Time for a duplicate, if there were to be one.
         tokio::time::sleep(Duration::from_millis(300)).await;
         assert_each_answered_once(&emu, &webhooks);
+        // "Typing…" in each event's chat while the bot worked.
+        let typing: Vec<_> = emu
+            .calls()
+            .into_iter()
+            .filter(|c| c["path"] == "/chats/actions")
+            .collect();
+        assert_eq!(typing.len(), 20, "{typing:?}");
+        assert!(typing.iter().all(|c| c["body"]["action"] == "typing_on"));
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

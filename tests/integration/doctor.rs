@@ -229,7 +229,7 @@ async fn doctor_lists_dingtalk_notifications_set_aside_as_dead_letters() {
 async fn doctor_reports_dead_lettered_deferred_events_and_the_dead_letter_queues_depth() {
     use hookline::idempotency::{DeadLetter, Idempotency};
     use hookline::model::{EventId, Platform};
-    use hookline::store::{EmbeddedStore, Key, StateStore};
+    use hookline::store::{EmbeddedStore, Key};
     let Some(endpoint) = crate::support::dynamodb_endpoint() else {
         return;
     };

@@ -187,6 +187,21 @@ impl TamTamClient {
         .map(drop)
     }
 
+    /// `POST /chats/{chat_id}/actions` `typing_on`: "the bot is typing…" while a deferred event
+    /// is worked on.
+    pub async fn typing(&self, chat_id: i64) -> Result<(), HookError> {
+        self.call(
+            Method::POST,
+            "actions",
+            &format!("/chats/{chat_id}/actions"),
+            &[],
+            Some(&serde_json::json!({"action": "typing_on"})),
+            Idempotence::Safe,
+        )
+        .await
+        .map(drop)
+    }
+
     /// `POST /answers?callback_id=…` with a `CallbackAnswer`.
     pub async fn answer(&self, callback_id: &str, body: &Value) -> Result<(), HookError> {
         self.call(

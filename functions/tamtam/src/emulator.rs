@@ -6,7 +6,7 @@
 use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex, MutexGuard};
 
-use axum::extract::{Query, State};
+use axum::extract::{Path, Query, State};
 use axum::http::{Method, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{any, get};
@@ -89,6 +89,19 @@ impl TamTamEmulator {
             )
             .route("/answers", any(|s, m, q, b| handle(s, m, q, b, "/answers")))
             .route(
+                "/chats/{chat_id}/actions",
+                any(
+                    |s,
+                     m,
+                     Path(chat_id): Path<String>,
+                     Query(mut q): Query<HashMap<String, String>>,
+                     b| {
+                        q.insert("chat_id".into(), chat_id);
+                        handle(s, m, Query(q), b, "/chats/actions")
+                    },
+                ),
+            )
+            .route(
                 "/subscriptions",
                 any(|s, m, q, b| handle(s, m, q, b, "/subscriptions")),
             )
@@ -110,7 +123,11 @@ impl TamTamEmulator {
         self.ledger()
             .calls
             .iter()
-            .filter(|c| c["method"] == "POST" && c["path"] != "/subscriptions")
+            .filter(|c| {
+                c["method"] == "POST"
+                    && c["path"] != "/subscriptions"
+                    && c["path"] != "/chats/actions"
+            })
             .cloned()
             .collect()
     }
@@ -233,6 +250,23 @@ async fn handle(
             );
             json!({"message": {"recipient": {"chat_id": chat_id, "chat_type": "chat"},
                                "body": {"mid": format!("mid.{:032x}", ledger.calls.total() + 1), "seq": 1, "text": body["text"]}}})
+        }
+        ("/chats/actions", "POST") => {
+            const ACTIONS: [&str; 6] = [
+                "typing_on",
+                "sending_photo",
+                "sending_video",
+                "sending_audio",
+                "sending_file",
+                "mark_seen",
+            ];
+            if !body["action"]
+                .as_str()
+                .is_some_and(|a| ACTIONS.contains(&a))
+            {
+                return refuse(StatusCode::BAD_REQUEST, "proto.payload", "unknown action");
+            }
+            json!({"success": true})
         }
         ("/answers", "POST") => {
             if query.get("callback_id").is_none_or(String::is_empty) {

@@ -149,6 +149,15 @@ impl Adapter for TamTamAdapter {
         Ok(decode::decode_update(update, me.as_ref()))
     }
 
+    /// "Typing…" in the chat of a deferred message (not for a button press: its answer is a
+    /// notification or an edit, not a new message).
+    async fn typing(&self, inbound: &Inbound<TamTamContext>) -> Result<(), HookError> {
+        match (inbound.context.chat_id, &inbound.context.callback_id) {
+            (Some(chat_id), None) => self.client.typing(chat_id).await,
+            _ => Ok(()),
+        }
+    }
+
     async fn send(
         &self,
         inbound: &Inbound<TamTamContext>,
