@@ -89,7 +89,10 @@ async fn main() {
     rows.push(("inline (the webhook waits for the bot)", run(&inline).await));
 
     let deferred = TestServer::start(bot().slow()).await.unwrap();
-    rows.push(("deferred, serve's queue (embedded store)", run(&deferred).await));
+    rows.push((
+        "deferred, serve's queue (embedded store)",
+        run(&deferred).await,
+    ));
 
     if let Ok(endpoint) = std::env::var("HOOKLINE_TEST_DYNAMODB_ENDPOINT") {
         let config = aws_sdk_sqs::Config::builder()

@@ -552,3 +552,79 @@ mod serve {
         assert_each_answered_once(&emu, &webhooks);
     }
 }
+
+/// A queue that keeps what it is given (the jobs a webhook function would send to SQS).
+#[derive(Debug, Default)]
+struct Captured(Mutex<Vec<String>>);
+
+#[hookline::async_trait]
+impl hookline::queue::Queue for Captured {
+    async fn enqueue(&self, job: &hookline::queue::Job) -> Result<(), hookline::queue::QueueError> {
+        let body = hookline::queue::encode(job)?;
+        self.0.lock().expect("lock").push(body);
+        Ok(())
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_worker_function_answers_a_batch_under_the_lambda_runtime_and_reports_its_failures() {
+    use crate::fake_lambda::Lambda;
+    use hookline_tamtam::emulator::TamTamEmulator;
+    // A job exactly as the TamTam webhook queues it.
+    let captured = Arc::new(Captured::default());
+    let server = TestServer::start_deferred(Moody::default(), captured.clone())
+        .await
+        .unwrap();
+    let webhook = server.webhook("tamtam", "hello from SQS");
+    assert_eq!(server.deliver(&webhook).await.unwrap().status, 200);
+    let job = captured.0.lock().unwrap().pop().expect("one job");
+    let parsed: serde_json::Value = serde_json::from_str(&job).unwrap();
+    let mid = parsed["inbound"]["context"]["reply_to"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    // The worker: the `hookline` binary as the template deploys it, TamTam live on an emulator.
+    let emu = TamTamEmulator::new("worker-token", 591_000_001, "helper_bot");
+    let api = emu.serve_on_loopback().await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let env = [
+        ("HOOKLINE_FUNCTION", "worker".to_owned()),
+        ("TAMTAM_TOKEN", "worker-token".to_owned()),
+        (
+            "TAMTAM_CALLBACK_TOKEN",
+            "worker-callback-token-0123456789".to_owned(),
+        ),
+        ("TAMTAM_API_URL", api),
+        ("RUST_LOG", "info".to_owned()),
+    ];
+    let mut lambda = Lambda::start(&support::workspace_bin("hookline"), &env, dir.path()).await;
+    let record = |id: &str, body: &str| {
+        serde_json::json!({"messageId": id, "receiptHandle": format!("rh-{id}"), "body": body,
+            "attributes": {"ApproximateReceiveCount": "1"}, "eventSource": "aws:sqs"})
+    };
+    let event = serde_json::json!({"Records": [record("m1", &job), record("m2", "not a job")]});
+    let answer = lambda.invoke(event.clone()).await;
+    assert_eq!(
+        answer,
+        serde_json::json!({"batchItemFailures": [{"itemIdentifier": "m2"}]}),
+        "only the unreadable message fails"
+    );
+    let sent = emu.sent();
+    assert_eq!(sent.len(), 1, "{sent:?}");
+    assert_eq!(sent[0]["body"]["link"]["mid"], mid.as_str());
+    assert!(
+        sent[0]["body"]["text"]
+            .as_str()
+            .unwrap()
+            .contains("hello from SQS"),
+        "{sent:?}"
+    );
+    // SQS delivering the same message again: answered already, dropped.
+    let again = lambda
+        .invoke(serde_json::json!({"Records": [record("m1", &job)]}))
+        .await;
+    assert_eq!(again, serde_json::json!({"batchItemFailures": []}));
+    assert_eq!(emu.sent().len(), 1);
+    let log = std::fs::read_to_string(&lambda.log).unwrap();
+    assert!(!log.contains("worker-token"), "a secret reached the log");
+}
