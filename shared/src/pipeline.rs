@@ -251,13 +251,13 @@ impl<A: Adapter> Pipeline<A> {
                 .unwrap_or(false))
     }
 
-    /// Puts a claimed event on the queue. Should the queue fail, the event is answered inline:
-    /// late rather than lost.
+    /// Puts a claimed event on the queue; returns whether it is there. Should the queue fail,
+    /// the event is answered inline: late rather than lost.
     async fn enqueue(
         &self,
         inbound: Inbound<A::Context>,
         key: crate::store::Key,
-    ) -> Result<(), HookError> {
+    ) -> Result<bool, HookError> {
         let platform = self.adapter.platform();
         let event = inbound.incoming.event_id.clone();
         let queued = match (&self.deps.deferral.queue, serde_json::to_value(&inbound)) {
@@ -276,11 +276,11 @@ impl<A: Adapter> Pipeline<A> {
         match queued {
             Ok(()) => {
                 tracing::info!(%platform, %event, "deferred to the queue");
-                Ok(())
+                Ok(true)
             }
             Err(why) => {
                 tracing::warn!(%platform, %event, error = %why, "could not queue the event; answering it now");
-                self.process(inbound, key).await
+                self.process(inbound, key).await.map(|()| false)
             }
         }
     }
@@ -427,12 +427,21 @@ impl<A: Adapter> Pipeline<A> {
     }
 
     async fn run(&self, request: RawRequest, ttl: Duration) -> Result<Response, HookError> {
-        match self.accept(&request, ttl).await? {
-            Accepted::Done => {}
-            Accepted::Claimed(inbound, key) => self.process(*inbound, key).await?,
+        let deferred = match self.accept(&request, ttl).await? {
+            Accepted::Done => false,
+            Accepted::Claimed(inbound, key) => {
+                self.process(*inbound, key).await?;
+                false
+            }
             Accepted::Queued(inbound, key) => self.enqueue(*inbound, key).await?,
+        };
+        let mut ack = self.adapter.ack();
+        if deferred {
+            // For `hookline simulate`: the reply comes later (platforms ignore the header).
+            ack.headers_mut()
+                .insert(DEFERRED_HEADER, axum::http::HeaderValue::from_static("1"));
         }
-        Ok(self.adapter.ack())
+        Ok(ack)
     }
 }
 
@@ -501,6 +510,9 @@ impl<A: Adapter> Worker for Pipeline<A> {
         Worked::Retry(err.to_string())
     }
 }
+
+/// The header of a webhook answer whose event was deferred to the queue (its reply comes later).
+pub const DEFERRED_HEADER: &str = "hookline-deferred";
 
 /// The first wait before a bot's retry on a platform that never redelivers; doubled each time.
 pub const BOT_RETRY_FIRST_WAIT: Duration = Duration::from_millis(500);

@@ -628,3 +628,27 @@ async fn the_worker_function_answers_a_batch_under_the_lambda_runtime_and_report
     let log = std::fs::read_to_string(&lambda.log).unwrap();
     assert!(!log.contains("worker-token"), "a secret reached the log");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn simulate_waits_for_the_reply_of_a_deferred_event() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_server, base) = crate::serve::start_serve_of(
+        "hookline-test-bot",
+        support::free_port(),
+        &[("HOOKLINE_DATA_DIR", dir.path().display().to_string())],
+    )
+    .await;
+    let out = tokio::process::Command::new(support::workspace_bin("hookline-test-bot"))
+        .args(["simulate", "tamtam", "/slow 700 patience", "--url", &base])
+        .env_remove("TAMTAM_CALLBACK_TOKEN")
+        .output()
+        .await
+        .expect("simulate");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{stdout}");
+    assert!(stdout.contains("reply: slept 700 ms: patience"), "{stdout}");
+    assert!(
+        stdout.contains("(deferred: answered from the queue)"),
+        "{stdout}"
+    );
+}

@@ -229,7 +229,12 @@ pub struct Exchange {
     /// The replies the emulator recorded, as text; `None` when the server talks to the real
     /// platform.
     pub replies: Option<Vec<String>>,
+    /// The event went to the server's queue: its reply comes after the webhook's answer.
+    pub deferred: bool,
 }
+
+/// How long `simulate` waits for the reply to a deferred event.
+pub const DEFERRED_WAIT: std::time::Duration = std::time::Duration::from_secs(60);
 
 /// Runs the simulation and returns what to print.
 pub async fn run(
@@ -254,8 +259,15 @@ pub async fn run(
         ));
         return Ok(out);
     };
-    if replies.is_empty() {
+    if replies.is_empty() && exchange.deferred {
+        out.push_str(&format!(
+            "\n(deferred to the queue; no reply within {} s)",
+            DEFERRED_WAIT.as_secs()
+        ));
+    } else if replies.is_empty() {
         out.push_str("\n(no reply was sent)");
+    } else if exchange.deferred {
+        out.push_str("\n(deferred: answered from the queue)");
     }
     for reply in replies {
         out.push_str(&format!("\nreply: {reply}"));
@@ -300,7 +312,17 @@ pub async fn exchange(
         }
     };
     let simulation = simulation(env, platform, text, live, &base);
-    deliver(&base, platform, &simulation).await
+    let mut exchange = deliver(&base, platform, &simulation).await?;
+    // A slow command answered from the queue: wait for its reply.
+    let end = tokio::time::Instant::now() + DEFERRED_WAIT;
+    while exchange.deferred
+        && exchange.replies.as_ref().is_some_and(Vec::is_empty)
+        && tokio::time::Instant::now() < end
+    {
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        exchange.replies = replies(&base, platform, &simulation).await;
+    }
+    Ok(exchange)
 }
 
 /// The simulated webhook of `platform` saying `text` (`live`: signed with the environment's
@@ -342,12 +364,16 @@ pub async fn deliver(
         .await
         .map_err(|e| anyhow::anyhow!("cannot reach {base}: {}", e.without_url()))?;
     let status = response.status();
+    let deferred = response
+        .headers()
+        .contains_key(hookline::pipeline::DEFERRED_HEADER);
     let body = response.text().await.unwrap_or_default();
     let mut exchange = Exchange {
         request: format!("POST {base}{} -> {status}", simulation.path),
         status: status.as_u16(),
         body,
         replies: None,
+        deferred,
     };
     if !status.is_success() {
         return Ok(exchange);
