@@ -202,13 +202,6 @@ pub async fn serve_listener(
             next.run(request)
         },
     ));
-    // Without TCP_NODELAY a small answer can wait for the client's delayed ACK (40 ms a
-    // request on Linux).
-    let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
-        if let Err(e) = tcp.set_nodelay(true) {
-            tracing::debug!(error = %e, "could not set TCP_NODELAY");
-        }
-    });
     axum::serve(
         listener,
         app.into_make_service_with_connect_info::<SocketAddr>(),

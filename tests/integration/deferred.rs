@@ -7,7 +7,6 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use aws_sdk_sqs::config::{BehaviorVersion, Credentials, Region};
 use aws_sdk_sqs::types::{MessageSystemAttributeName, QueueAttributeName};
 use hookline::bot::{Bot, BotError, BotResult, Ctx};
 use hookline::idempotency::Idempotency;
@@ -26,28 +25,12 @@ struct Sqs {
     max_receives: u32,
 }
 
-fn client(endpoint: &str) -> aws_sdk_sqs::Client {
-    let config = aws_sdk_sqs::Config::builder()
-        .behavior_version(BehaviorVersion::latest())
-        .region(Region::new("us-east-1"))
-        .credentials_provider(Credentials::new(
-            "test",
-            "test",
-            None,
-            None,
-            "hookline-tests",
-        ))
-        .endpoint_url(endpoint)
-        .build();
-    aws_sdk_sqs::Client::from_conf(config)
-}
-
 /// A fresh queue whose messages go to a dead-letter queue after `max_receives` receives, as the
 /// template's do. `None` when the moto suite is skipped locally.
 async fn sqs(max_receives: u32) -> Option<Sqs> {
     // moto serves every AWS protocol on one port.
     let endpoint = support::dynamodb_endpoint()?;
-    let client = client(&endpoint);
+    let client = support::sqs_client(&endpoint);
     let name = format!("hookline-{:016x}", support::rand_id());
     let dlq = client
         .create_queue()
@@ -410,6 +393,41 @@ mod serve {
         (emu, env)
     }
 
+    /// A `hookline-test-bot serve` with `workers`, and `count` webhooks of a bot taking `ms`,
+    /// delivered.
+    struct Queued {
+        _dir: tempfile::TempDir,
+        emu: TamTamEmulator,
+        env: Vec<(&'static str, String)>,
+        port: u16,
+        server: tokio::process::Child,
+        base: String,
+        webhooks: Vec<Simulation>,
+        http: reqwest::Client,
+    }
+
+    async fn queued(workers: usize, count: usize, ms: u64) -> Queued {
+        let dir = tempfile::tempdir().unwrap();
+        let (emu, env) = tamtam(dir.path(), workers).await;
+        let port = free_port();
+        let (server, base) = start_serve_of("hookline-test-bot", port, &env).await;
+        let webhooks = webhooks(count, ms, &base);
+        let http = reqwest::Client::new();
+        for w in &webhooks {
+            assert_eq!(deliver(&http, &base, w).await, 200);
+        }
+        Queued {
+            _dir: dir,
+            emu,
+            env,
+            port,
+            server,
+            base,
+            webhooks,
+            http,
+        }
+    }
+
     fn webhooks(count: usize, ms: u64, base: &str) -> Vec<Simulation> {
         let env = std::collections::HashMap::from([("TAMTAM_CALLBACK_TOKEN", CALLBACK)]);
         (0..count)
@@ -493,15 +511,18 @@ mod serve {
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn events_queued_at_a_kill_9_are_answered_once_after_the_restart() {
-        let dir = tempfile::tempdir().unwrap();
-        let (emu, env) = tamtam(dir.path(), 2).await;
-        let port = free_port();
-        let (mut server, base) = start_serve_of("hookline-test-bot", port, &env).await;
-        let webhooks = webhooks(6, 2000, &base);
-        let http = reqwest::Client::new();
-        for w in &webhooks {
-            assert_eq!(deliver(&http, &base, w).await, 200);
-        }
+        // `_dir` is bound: the server's store must outlive the test.
+        let Queued {
+            _dir: _store,
+            emu,
+            env,
+            port,
+            mut server,
+            base,
+            webhooks,
+            http,
+            ..
+        } = queued(2, 6, 2000).await;
         // Two in flight (mid-sleep), four waiting: then the process dies without warning.
         tokio::time::sleep(Duration::from_millis(700)).await;
         server.start_kill().expect("SIGKILL");
@@ -520,15 +541,16 @@ mod serve {
     #[cfg(unix)]
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn sigterm_finishes_the_events_in_flight_and_keeps_the_rest_for_the_next_start() {
-        let dir = tempfile::tempdir().unwrap();
-        let (emu, env) = tamtam(dir.path(), 2).await;
-        let port = free_port();
-        let (mut server, base) = start_serve_of("hookline-test-bot", port, &env).await;
-        let webhooks = webhooks(4, 1000, &base);
-        let http = reqwest::Client::new();
-        for w in &webhooks {
-            assert_eq!(deliver(&http, &base, w).await, 200);
-        }
+        // `_dir` is bound: the server's store must outlive the test.
+        let Queued {
+            _dir: _store,
+            emu,
+            env,
+            port,
+            mut server,
+            webhooks,
+            ..
+        } = queued(2, 4, 1000).await;
         tokio::time::sleep(Duration::from_millis(300)).await;
         let pid = server.id().expect("running");
         let term = std::process::Command::new("kill")

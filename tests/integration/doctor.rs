@@ -256,16 +256,7 @@ async fn doctor_reports_dead_lettered_deferred_events_and_the_dead_letter_queues
         store.put(&job, "{}", None).await.unwrap();
     }
     // A dead-letter queue with one message in it, on moto.
-    let sqs = aws_sdk_sqs::Client::from_conf(
-        aws_sdk_sqs::Config::builder()
-            .behavior_version(aws_sdk_sqs::config::BehaviorVersion::latest())
-            .region(aws_sdk_sqs::config::Region::new("us-east-1"))
-            .credentials_provider(aws_sdk_sqs::config::Credentials::new(
-                "test", "test", None, None, "t",
-            ))
-            .endpoint_url(&endpoint)
-            .build(),
-    );
+    let sqs = crate::support::sqs_client(&endpoint);
     let dlq = sqs
         .create_queue()
         .queue_name(format!("doctor-dlq-{:016x}", crate::support::rand_id()))

@@ -83,6 +83,25 @@ pub fn dynamodb_endpoint() -> Option<String> {
     None
 }
 
+/// An SQS client for the moto server at `endpoint`: fixed region, dummy credentials, nothing
+/// read from the environment.
+pub fn sqs_client(endpoint: &str) -> aws_sdk_sqs::Client {
+    use aws_sdk_sqs::config::{BehaviorVersion, Credentials, Region};
+    let config = aws_sdk_sqs::Config::builder()
+        .behavior_version(BehaviorVersion::latest())
+        .region(Region::new("us-east-1"))
+        .credentials_provider(Credentials::new(
+            "test",
+            "test",
+            None,
+            None,
+            "hookline-tests",
+        ))
+        .endpoint_url(endpoint)
+        .build();
+    aws_sdk_sqs::Client::from_conf(config)
+}
+
 /// A fresh random number, for unique table names.
 pub fn rand_id() -> u64 {
     use std::hash::{BuildHasher, RandomState};
