@@ -79,7 +79,88 @@ contract!(
     compare_and_set_writes_only_over_the_expected_value,
     typed_state_increments_exactly_once_per_call_under_contention,
     typed_state_round_trips_expires_and_lists,
+    a_queued_claim_is_started_by_one_worker_requeued_dead_lettered_and_redriven,
 );
+
+/// Deferred mode's claim lifecycle: QUEUED → RUNNING (one of racing workers; a live lease
+/// keeps others out, an ended one lets the next in) → QUEUED again → DEAD (reported) →
+/// RUNNING on a redrive → COMPLETED; a platform redelivery meanwhile is a duplicate.
+async fn a_queued_claim_is_started_by_one_worker_requeued_dead_lettered_and_redriven(
+    store: SharedStore,
+    clock: Arc<ManualClock>,
+) {
+    use hookline::idempotency::{Claim, DeadLetter, Idempotency, Start};
+    use hookline::model::{EventId, Platform};
+    let idem = Idempotency::new(store.clone(), clock.clone(), Platform::TamTam, "bot");
+    let event = EventId::from(format!("mid.{}", crate::support::rand_id()));
+    let ttl = hookline::queue::QUEUED_CLAIM_TTL;
+    let Claim::Acquired(key) = idem.claim_queued(&event, ttl).await.unwrap() else {
+        panic!("the first claim wins")
+    };
+    assert_eq!(idem.claim(&event, ttl).await.unwrap(), Claim::Queued);
+    let lease = clock.now_ms() + 60_000;
+    let mut tasks = Vec::new();
+    for _ in 0..6 {
+        let (idem, key) = (idem.clone(), key.clone());
+        tasks.push(tokio::spawn(async move {
+            idem.start(&key, lease, false).await.unwrap()
+        }));
+    }
+    let mut started = 0;
+    for t in tasks {
+        match t.await.unwrap() {
+            Start::Started => started += 1,
+            Start::Busy => {}
+            Start::Completed => panic!("not answered yet"),
+        }
+    }
+    assert_eq!(started, 1, "one worker at a time");
+    assert_eq!(idem.claim(&event, ttl).await.unwrap(), Claim::Queued);
+    // A worker that died: its lease ends, the next attempt takes the event.
+    clock.advance(std::time::Duration::from_secs(61));
+    assert_eq!(
+        idem.start(&key, clock.now_ms() + 60_000, false)
+            .await
+            .unwrap(),
+        Start::Started
+    );
+    idem.requeue(&key).await.unwrap();
+    assert_eq!(
+        idem.start(&key, clock.now_ms() + 60_000, false)
+            .await
+            .unwrap(),
+        Start::Started
+    );
+    let report = DeadLetter {
+        platform: Platform::TamTam,
+        event_id: event.clone(),
+        at_ms: clock.now_ms(),
+        reason: "retry later: the model API is down".into(),
+    };
+    idem.dead(&key, &report).await.unwrap();
+    assert_eq!(
+        idem.claim(&event, ttl).await.unwrap(),
+        Claim::Queued,
+        "dead: still a duplicate"
+    );
+    let dead = Idempotency::dead_letters(&store).await.unwrap();
+    assert!(dead.contains(&report), "{dead:?}");
+    // Redriven from the dead-letter queue: worked again, then answered.
+    assert_eq!(
+        idem.start(&key, clock.now_ms() + 60_000, false)
+            .await
+            .unwrap(),
+        Start::Started
+    );
+    idem.complete(&key).await.unwrap();
+    assert_eq!(
+        idem.start(&key, clock.now_ms() + 60_000, true)
+            .await
+            .unwrap(),
+        Start::Completed
+    );
+    assert_eq!(idem.claim(&event, ttl).await.unwrap(), Claim::Completed);
+}
 
 async fn compare_and_set_writes_only_over_the_expected_value(
     store: SharedStore,
