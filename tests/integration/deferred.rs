@@ -550,7 +550,7 @@ mod serve {
             mut server,
             webhooks,
             ..
-        } = queued(2, 4, 1000).await;
+        } = queued(2, 4, 2000).await;
         tokio::time::sleep(Duration::from_millis(300)).await;
         let pid = server.id().expect("running");
         let term = std::process::Command::new("kill")
