@@ -75,6 +75,13 @@ impl Sqs {
         Arc::new(SqsQueue::new(self.client.clone(), &self.url))
     }
 
+    /// A webhook server for `bot` deferring to this queue, and the worker that consumes it.
+    async fn serve(&self, bot: impl Bot) -> (TestServer, SqsWorker) {
+        let server = TestServer::start_deferred(bot, self.queue()).await.unwrap();
+        let worker = self.worker(&server);
+        (server, worker)
+    }
+
     fn worker(&self, server: &TestServer) -> SqsWorker {
         SqsWorker::new(
             server.workers(),
@@ -196,10 +203,7 @@ impl Bot for Moody {
 #[tokio::test]
 async fn every_platform_is_acknowledged_at_once_and_answered_once_by_the_worker() {
     let Some(sqs) = sqs(3).await else { return };
-    let server = TestServer::start_deferred(Moody::default(), sqs.queue())
-        .await
-        .unwrap();
-    let worker = sqs.worker(&server);
+    let (server, worker) = sqs.serve(Moody::default()).await;
     let mut webhooks = Vec::new();
     for platform in PLATFORMS {
         let webhook = server.webhook(platform, "hello from the queue");
@@ -238,8 +242,7 @@ async fn a_retry_later_comes_back_after_its_visibility_timeout_and_is_answered_o
         ..Moody::default()
     };
     let attempts = bot.attempts.clone();
-    let server = TestServer::start_deferred(bot, sqs.queue()).await.unwrap();
-    let worker = sqs.worker(&server);
+    let (server, worker) = sqs.serve(bot).await;
     let webhook = server.webhook("tamtam", "please fail once");
     assert_eq!(server.deliver(&webhook).await.unwrap().status, 200);
     let (received, failed) = sqs.poll(&worker).await;
@@ -259,10 +262,7 @@ async fn a_retry_later_comes_back_after_its_visibility_timeout_and_is_answered_o
 #[tokio::test]
 async fn a_platform_redelivery_while_the_event_is_queued_gets_no_second_reply() {
     let Some(sqs) = sqs(3).await else { return };
-    let server = TestServer::start_deferred(Moody::default(), sqs.queue())
-        .await
-        .unwrap();
-    let worker = sqs.worker(&server);
+    let (server, worker) = sqs.serve(Moody::default()).await;
     for platform in PLATFORMS {
         let webhook = server.webhook(platform, "said twice");
         let first = server.deliver(&webhook).await.unwrap();
@@ -290,8 +290,7 @@ async fn a_poison_event_goes_to_the_dead_letter_queue_after_max_receives_and_is_
         fails: usize::MAX,
         ..Moody::default()
     };
-    let server = TestServer::start_deferred(bot, sqs.queue()).await.unwrap();
-    let worker = sqs.worker(&server);
+    let (server, worker) = sqs.serve(bot).await;
     let webhook = server.webhook("dingtalk", "always fail");
     assert_eq!(server.deliver(&webhook).await.unwrap().status, 200);
     assert_eq!(sqs.poll(&worker).await.1.len(), 1, "attempt 1 fails");
@@ -334,8 +333,7 @@ async fn a_batch_with_one_failing_event_redelivers_only_that_one() {
         ..Moody::default()
     };
     let attempts = bot.attempts.clone();
-    let server = TestServer::start_deferred(bot, sqs.queue()).await.unwrap();
-    let worker = sqs.worker(&server);
+    let (server, worker) = sqs.serve(bot).await;
     let texts = ["first", "this one fails", "third"];
     let webhooks: Vec<_> = texts
         .iter()

@@ -35,7 +35,6 @@ pub struct TestServer {
     base: String,
     env: HashMap<String, String>,
     workers: Arc<hookline::queue::Workers>,
-    queue: Option<hookline::queue::embedded::EmbeddedQueue>,
     store: hookline::store::SharedStore,
     _dir: tempfile::TempDir,
 }
@@ -94,7 +93,6 @@ impl TestServer {
             base,
             env,
             workers,
-            queue: embedded,
             store,
             _dir: dir,
         })
@@ -108,11 +106,6 @@ impl TestServer {
     /// The server's state store.
     pub fn store(&self) -> &hookline::store::SharedStore {
         &self.store
-    }
-
-    /// The server's own queue (`serve`'s), unless it defers to another.
-    pub fn queue(&self) -> Option<&hookline::queue::embedded::EmbeddedQueue> {
-        self.queue.as_ref()
     }
 
     /// Every reply to `webhook` recorded so far (a deferred event's come after its webhook's

@@ -117,21 +117,6 @@ impl EmbeddedQueue {
         }
         finished
     }
-
-    /// The jobs stored right now (queued, in flight or waiting for a retry).
-    pub async fn len(&self) -> Result<usize, crate::store::StoreError> {
-        Ok(self
-            .inner
-            .store
-            .query_prefix(QUEUE_PARTITION, "")
-            .await?
-            .len())
-    }
-
-    /// Whether no job is stored.
-    pub async fn is_empty(&self) -> Result<bool, crate::store::StoreError> {
-        Ok(self.len().await? == 0)
-    }
 }
 
 #[async_trait]

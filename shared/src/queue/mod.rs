@@ -164,13 +164,8 @@ pub struct Workers {
 
 impl fmt::Debug for Workers {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let platforms: Vec<Platform> = self
-            .by_platform
-            .read()
-            .map(|m| m.keys().copied().collect())
-            .unwrap_or_default();
         f.debug_struct("Workers")
-            .field("platforms", &platforms)
+            .field("platforms", &self.platforms())
             .finish()
     }
 }
