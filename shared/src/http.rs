@@ -131,20 +131,39 @@ impl HttpClient {
 
     /// A client with explicit limits.
     pub fn with_policy(policy: RetryPolicy, timeout: Duration) -> Result<Self, HttpError> {
-        let inner = reqwest::Client::builder()
+        Self::build(policy, timeout, Vec::new())
+    }
+
+    /// This client's limits with `pem`'s certificates (one or more PEM blocks) trusted as roots
+    /// in addition to the default ones: for a platform whose certificate chains to a root the
+    /// public trust stores lack (MAX, `MAX_CA_PEM`). Verification stays on. A separate
+    /// connection pool.
+    pub fn with_extra_roots(&self, pem: &str) -> Result<Self, HttpError> {
+        let certs = pem_certificates(pem).map_err(|e| HttpError::unsent("-", "-", e, false))?;
+        Self::build(self.policy, self.timeout, certs)
+    }
+
+    fn build(
+        policy: RetryPolicy,
+        timeout: Duration,
+        roots: Vec<reqwest::Certificate>,
+    ) -> Result<Self, HttpError> {
+        let mut builder = reqwest::Client::builder()
             .user_agent(USER_AGENT)
             .connect_timeout(Duration::from_secs(5))
             .timeout(timeout)
-            .pool_idle_timeout(Duration::from_secs(60))
-            .build()
-            .map_err(|e| {
-                HttpError::unsent(
-                    "-",
-                    "-",
-                    format!("cannot build the HTTP client: {}", e.without_url()),
-                    false,
-                )
-            })?;
+            .pool_idle_timeout(Duration::from_secs(60));
+        if !roots.is_empty() {
+            builder = builder.tls_certs_merge(roots);
+        }
+        let inner = builder.build().map_err(|e| {
+            HttpError::unsent(
+                "-",
+                "-",
+                format!("cannot build the HTTP client: {}", e.without_url()),
+                false,
+            )
+        })?;
         Ok(Self {
             inner,
             policy,
@@ -257,6 +276,16 @@ impl HttpClient {
         let jitter = rand::rng().random_range(0..=half.as_millis().max(1) as u64);
         half + Duration::from_millis(jitter)
     }
+}
+
+/// The certificates of a PEM bundle (at least one), for a configuration check.
+pub fn pem_certificates(pem: &str) -> Result<Vec<reqwest::Certificate>, String> {
+    let certs = reqwest::Certificate::from_pem_bundle(pem.as_bytes())
+        .map_err(|e| format!("unreadable PEM certificates: {}", e.without_url()))?;
+    if certs.is_empty() {
+        return Err("no PEM certificate found".into());
+    }
+    Ok(certs)
 }
 
 /// `Some(hint)` when the status is worth retrying (`hint` = the server's `Retry-After`).

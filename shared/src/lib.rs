@@ -16,6 +16,7 @@ pub mod bot;
 pub mod clock;
 pub mod config;
 pub mod credential;
+pub mod emulator;
 pub mod error;
 pub mod http;
 pub mod idempotency;

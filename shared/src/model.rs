@@ -5,7 +5,7 @@ use std::fmt;
 
 use serde::{Deserialize, Serialize};
 
-/// The four platforms.
+/// The platforms.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Platform {
@@ -15,8 +15,10 @@ pub enum Platform {
     Tencent,
     /// DingTalk robots.
     DingTalk,
-    /// TamTam bots.
+    /// TamTam bots (closed by VK on 27 Feb 2026; kept for compatibility).
     TamTam,
+    /// MAX bots (VK's successor of TamTam: the same Bot API, another dialect).
+    Max,
 }
 
 impl Platform {
@@ -27,14 +29,15 @@ impl Platform {
             Self::Tencent => "tencent",
             Self::DingTalk => "dingtalk",
             Self::TamTam => "tamtam",
+            Self::Max => "max",
         }
     }
 
     /// Whether [`Body::Choices`] become buttons whose press comes back as a button press
-    /// ([`IncomingKind::Callback`]): TamTam only. DingTalk's card buttons post their label as a
+    /// ([`IncomingKind::Callback`]): TamTam and MAX. DingTalk's card buttons post their label as a
     /// new message; Tailchat and Tencent show a numbered list.
     pub fn has_callback_buttons(self) -> bool {
-        matches!(self, Self::TamTam)
+        matches!(self, Self::TamTam | Self::Max)
     }
 }
 

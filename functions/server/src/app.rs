@@ -21,7 +21,9 @@ use hookline_dingtalk::{
 use hookline_tailchat::emulator::{EMULATOR_APP_ID, EMULATOR_APP_SECRET, TailchatEmulator};
 use hookline_tailchat::{TailchatConfig, VARS as TAILCHAT_VARS};
 use hookline_tamtam::emulator::{EMULATOR_TOKEN as TAMTAM_EMULATOR_TOKEN, TamTamEmulator};
-use hookline_tamtam::{TamTamConfig, VARS as TAMTAM_VARS, default_subnets, parse_subnets};
+use hookline_tamtam::{
+    MAX_VARS, MaxConfig, TamTamConfig, VARS as TAMTAM_VARS, default_subnets, parse_subnets,
+};
 use hookline_tencent::emulator::{
     EMULATOR_BOT_ID, EMULATOR_SDKAPPID, EMULATOR_SECRET_KEY, TencentEmulator,
 };
@@ -321,6 +323,57 @@ fn tamtam(env: &dyn Env, deps: &Deps, base: &str, emulators: Emulators) -> Part 
     part
 }
 
+/// The bot token of the built-in MAX emulator.
+pub const MAX_EMULATOR_TOKEN: &str = "hookline-emulator-max-token";
+
+/// The webhook secret a simulated MAX update carries (what `build` configures): the first of
+/// `MAX_WEBHOOK_SECRET`, or `emulator`.
+pub fn max_secret(env: &dyn Env) -> String {
+    optional(env, "MAX_WEBHOOK_SECRET")
+        .and_then(|s| s.split(',').next().map(|s| s.trim().to_owned()))
+        .unwrap_or_else(|| EMULATOR_TOKEN.to_owned())
+}
+
+fn max(env: &dyn Env, deps: &Deps, base: &str, emulators: Emulators) -> Part {
+    let live = emulators != Emulators::ForAll && optional(env, "MAX_TOKEN").is_some();
+    let mut part = Part {
+        name: "max",
+        live_vars: &MAX_VARS,
+        webhook: format!("{base}/max (header X-Max-Bot-Api-Secret; MAX needs https on 443)"),
+        outcome: Err(ConfigError::Missing("MAX_TOKEN")),
+        missing: MaxConfig::missing(env),
+        emulator: None,
+        flusher: None,
+    };
+    if !live && emulators == Emulators::Off {
+        return part;
+    }
+    let config = if live {
+        MaxConfig::from_source(env).map(|c| (c, Mode::Live))
+    } else {
+        part.emulator = Some(
+            TamTamEmulator::max(
+                MAX_EMULATOR_TOKEN,
+                hookline_tamtam::emulator::EMULATOR_BOT_ID,
+                hookline_tamtam::emulator::EMULATOR_BOT_USERNAME,
+            )
+            .router(),
+        );
+        Ok((
+            MaxConfig {
+                token: Secret::new(MAX_EMULATOR_TOKEN),
+                webhook_secrets: vec![Secret::new(max_secret(env))],
+                api_url: format!("{base}/_emulator/max"),
+                allowed_subnets: None,
+                ca_pem: None,
+            },
+            Mode::Emulator,
+        ))
+    };
+    part.outcome = config.map(|(c, mode)| (hookline_tamtam::max_router(c, deps.clone()), mode));
+    part
+}
+
 /// The notify token of an emulated DingTalk when `DINGTALK_NOTIFY_TOKEN` is unset.
 pub const EMULATOR_NOTIFY_TOKEN: &str = "emulator-notify-token";
 
@@ -395,6 +448,7 @@ pub fn build(env: &dyn Env, deps: Deps, base: &str, emulators: Emulators) -> App
     app.mount(tailchat(env, &deps, base, emulators));
     app.mount(tencent(env, &deps, base, emulators));
     app.mount(tamtam(env, &deps, base, emulators));
+    app.mount(max(env, &deps, base, emulators));
     app.mount(dingtalk(env, &deps, base, emulators));
     app
 }

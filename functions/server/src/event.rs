@@ -16,7 +16,7 @@ use time::OffsetDateTime;
 const DINGTALK_SESSION_MS: i64 = 90 * 60 * 1000;
 
 /// The platforms with a Function URL event.
-pub const PLATFORMS: [&str; 4] = ["tailchat", "tencent", "dingtalk", "tamtam"];
+pub const PLATFORMS: [&str; 5] = ["tailchat", "tencent", "dingtalk", "tamtam", "max"];
 
 /// `event`, re-stamped at `at_s` (Unix seconds) with the secrets of `env`.
 pub fn restamp(
@@ -33,6 +33,14 @@ pub fn restamp(
     match platform {
         "tailchat" => query.set_from(env, "token", "TAILCHAT_CALLBACK_TOKEN"),
         "tamtam" => query.set_from(env, "token", "TAMTAM_CALLBACK_TOKEN"),
+        "max" => {
+            // MAX authenticates with the subscription's secret, in a header.
+            let secret = crate::app::max_secret(env);
+            object(&mut event, "headers")?.insert(
+                hookline_tamtam::SECRET_HEADER.into(),
+                secret.into(),
+            );
+        }
         "tencent" => {
             query.set_from(env, "SdkAppid", "TENCENT_SDKAPPID");
             match optional(env, "TENCENT_CALLBACK_TOKEN") {

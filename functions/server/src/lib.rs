@@ -45,7 +45,7 @@ enum Command {
     Serve,
     /// Send a realistic webhook and print the bot's reply.
     Simulate {
-        /// The platform (tailchat, tencent, tamtam, dingtalk).
+        /// The platform (tailchat, tencent, tamtam, max, dingtalk).
         platform: String,
         /// What the user says to the bot.
         text: String,
@@ -59,7 +59,7 @@ enum Command {
     /// Print a sample Lambda event of infra/events, re-stamped now and signed with the
     /// environment's secrets (for `cargo lambda invoke` and `sam local invoke`).
     Event {
-        /// The platform (tailchat, tencent, tamtam, dingtalk).
+        /// The platform (tailchat, tencent, tamtam, max, dingtalk).
         platform: String,
         /// The event to re-stamp (default: infra/events/<platform>.json).
         #[arg(long)]
@@ -84,6 +84,16 @@ enum Setup {
         #[arg(long)]
         remove_stale: bool,
     },
+    /// Subscribe the MAX webhook (HTTPS on port 443 only) with MAX_WEBHOOK_SECRET, list the
+    /// bot's other subscriptions, and publish its commands.
+    Max {
+        /// The public webhook URL: https://, port 443 (MAX delivers nowhere else).
+        #[arg(long)]
+        url: String,
+        /// Remove every other subscription of the bot.
+        #[arg(long)]
+        remove_stale: bool,
+    },
     /// Create the chatbot account TENCENT_BOT_ID (idempotent) and add it to groups.
     Tencent {
         /// The chatbot's display name.
@@ -96,10 +106,12 @@ enum Setup {
 }
 
 /// The Lambda functions one binary can be (`HOOKLINE_FUNCTION`), as the SAM template names them.
-pub const FUNCTIONS: [&str; 6] = [
+pub const FUNCTIONS: [&str; 8] = [
     "tailchat",
     "tencent",
     "tamtam",
+    "max",
+    "max-resubscribe",
     "dingtalk",
     "dingtalk-flush",
     "worker",
@@ -111,6 +123,8 @@ pub async fn run_function(name: &str, bot: SharedBot) -> Result<(), BoxError> {
         "tailchat" => hookline_tailchat::run(bot).await,
         "tencent" => hookline_tencent::run(bot).await,
         "tamtam" => hookline_tamtam::run(bot).await,
+        "max" => hookline_max::run(bot).await,
+        "max-resubscribe" => Ok(hookline_max::run_max_resubscribe().await?),
         "dingtalk" => hookline_dingtalk::run(bot).await,
         "dingtalk-flush" => Ok(hookline_dingtalk::run_flush().await?),
         "worker" => worker::run(bot).await,
@@ -156,6 +170,9 @@ pub async fn main(bot: SharedBot) -> anyhow::Result<()> {
         Command::Setup(Setup::Tencent { nick, groups }) => setup_tencent(&nick, &groups).await,
         Command::Setup(Setup::Tamtam { url, remove_stale }) => {
             setup_tamtam(&url, remove_stale, &bot).await
+        }
+        Command::Setup(Setup::Max { url, remove_stale }) => {
+            setup_max(&url, remove_stale, &bot).await
         }
         Command::Event { platform, file, at } => {
             let file = file.unwrap_or_else(|| format!("infra/events/{platform}.json").into());
@@ -280,14 +297,34 @@ async fn setup_tamtam(url: &str, remove_stale: bool, bot: &SharedBot) -> anyhow:
         .map_err(|e| anyhow::anyhow!(e))?;
     let (deps, _scratch) = setup_deps()?;
     let client = hookline_tamtam::TamTamClient::new(&config, &deps);
+    subscribe(&client, &url, None, remove_stale, bot).await
+}
+
+async fn setup_max(url: &str, remove_stale: bool, bot: &SharedBot) -> anyhow::Result<()> {
+    // The URL first: a wrong one is refused before any variable or call matters.
+    let url = hookline_max::max_webhook_url(url).map_err(|e| anyhow::anyhow!(e))?;
+    let config = hookline_max::MaxConfig::from_env()?;
+    let (deps, _scratch) = setup_deps()?;
+    let client = hookline_max::MaxClient::max(&config, &deps);
+    let secret = config.webhook_secret().clone();
+    subscribe(&client, &url, Some(&secret), remove_stale, bot).await
+}
+
+async fn subscribe(
+    client: &hookline_tamtam::TamTamClient,
+    url: &str,
+    secret: Option<&hookline::secret::Secret>,
+    remove_stale: bool,
+    bot: &SharedBot,
+) -> anyhow::Result<()> {
     let declared = bot.commands();
     let commands: Vec<(&str, &str)> = declared
         .iter()
         .map(|c| (c.name.as_str(), c.description.as_str()))
         .collect();
-    for line in
-        hookline_tamtam::setup::setup_webhook(&client, &url, remove_stale, &commands).await?
-    {
+    let report =
+        hookline_tamtam::setup::setup_webhook(client, url, secret, remove_stale, &commands).await?;
+    for line in report {
         println!("{line}");
     }
     Ok(())

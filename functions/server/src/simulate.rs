@@ -137,21 +137,56 @@ pub fn tamtam(env: &dyn Env, text: &str) -> Simulation {
         query: vec![("token".into(), app::tamtam_token(env))],
         headers: Vec::new(),
         body,
-        reply_in: Box::new(move |m| {
-            (m["body"]["link"]["mid"] == mid.as_str()).then(|| {
-                let mut text = m["body"]["text"].as_str().unwrap_or_default().to_owned();
-                if let Some(rows) = m["body"]["attachments"][0]["payload"]["buttons"].as_array() {
-                    let labels: Vec<&str> = rows
-                        .iter()
-                        .filter_map(Value::as_array)
-                        .flatten()
-                        .filter_map(|b| b["text"].as_str())
-                        .collect();
-                    text.push_str(&format!("\n[buttons: {}]", labels.join(" | ")));
-                }
-                text
-            })
-        }),
+        reply_in: reply_linked_to(mid),
+    }
+}
+
+/// The text (and buttons) of a TamTam or MAX message that replies to `mid`.
+fn reply_linked_to(mid: String) -> ReplyMatcher {
+    Box::new(move |m| {
+        (m["body"]["link"]["mid"] == mid.as_str()).then(|| {
+            let mut text = m["body"]["text"].as_str().unwrap_or_default().to_owned();
+            if let Some(rows) = m["body"]["attachments"][0]["payload"]["buttons"].as_array() {
+                let labels: Vec<&str> = rows
+                    .iter()
+                    .filter_map(Value::as_array)
+                    .flatten()
+                    .filter_map(|b| b["text"].as_str())
+                    .collect();
+                text.push_str(&format!("\n[buttons: {}]", labels.join(" | ")));
+            }
+            text
+        })
+    })
+}
+
+/// A MAX `message_created` in a dialog with the bot, from a fresh user, shaped like MAX's real
+/// deliveries (PLATFORMS.md §4b.8 X1): `first_name`/`last_name` and no `username`, a dialog
+/// `chat_id` of its own, `recipient.user_id` = the bot, a `seq` above 2^53, and the webhook
+/// secret in `X-Max-Bot-Api-Secret`.
+pub fn max(env: &dyn Env, text: &str) -> Simulation {
+    let now_ms = SystemClock.now_ms();
+    let user_id = 100_000_000 + i64::from(rand::random::<u16>());
+    let chat_id = 300_000_000 + i64::from(rand::random::<u16>());
+    let seq = 117_411_127_858_129_490_i64 + i64::from(rand::random::<u16>());
+    let mid = format!("mid.{chat_id:016x}{seq:016x}");
+    let body = json!({
+        "message": {
+            "recipient": {"chat_type": "dialog", "chat_id": chat_id,
+                          "user_id": hookline_tamtam::emulator::EMULATOR_BOT_ID},
+            "timestamp": now_ms,
+            "body": {"mid": mid, "seq": seq, "text": text},
+            "sender": {"user_id": user_id, "first_name": "Simulator", "is_bot": false, "last_name": "",
+                       "last_activity_time": now_ms, "name": "Simulator"}
+        },
+        "timestamp": now_ms, "user_locale": "en", "update_type": "message_created"
+    });
+    Simulation {
+        path: "/max",
+        query: Vec::new(),
+        headers: vec![("x-max-bot-api-secret".into(), app::max_secret(env))],
+        body,
+        reply_in: reply_linked_to(mid),
     }
 }
 
@@ -286,9 +321,12 @@ pub async fn exchange(
     url: Option<String>,
 ) -> anyhow::Result<Exchange> {
     let live = url.is_some();
-    if !matches!(platform, "tailchat" | "tencent" | "tamtam" | "dingtalk") {
+    if !matches!(
+        platform,
+        "tailchat" | "tencent" | "tamtam" | "max" | "dingtalk"
+    ) {
         bail!(
-            "unknown platform {platform:?}: this build supports tailchat, tencent, tamtam and dingtalk"
+            "unknown platform {platform:?}: this build supports tailchat, tencent, tamtam, max and dingtalk"
         );
     }
     // Without --url: a private server on a free loopback port, on the emulators, with a
@@ -332,6 +370,7 @@ pub fn simulation(env: &dyn Env, platform: &str, text: &str, live: bool, base: &
         "tailchat" => tailchat(env, text),
         "tencent" => tencent(env, text, live),
         "tamtam" => tamtam(env, text),
+        "max" => max(env, text),
         _ => dingtalk(env, text, live, base),
     }
 }

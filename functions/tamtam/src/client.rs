@@ -1,6 +1,12 @@
 //! `TamTamClient`: the Bot API with `access_token` and `v=` on every request, `{code, message}`
 //! errors turned into clear ones, and the bot's own identity (`GET /me`) cached.
 //!
+//! The MAX dialect ([`TamTamClient::max`], PLATFORMS.md §4b.1, §4b.5): the token goes in an
+//! `Authorization` header and **never** in a URL, no `v=`, the subscription carries the secret
+//! instead of a version, commands go to `PATCH /me/commands`, MAX's per-bot and per-chat limits
+//! are kept through the store ([`crate::limits`]), and the trust store can take `MAX_CA_PEM`'s
+//! roots (a certificate error names that variable).
+//!
 //! Retries: the shared client retries 429 and 503 (honouring `Retry-After`) for every call, and
 //! other 5xx and timeouts for the calls a repeat cannot duplicate (`GET`, `PATCH /me`,
 //! subscriptions, `/answers`). `POST /messages` has no idempotency key on TamTam's side, so after
@@ -19,10 +25,11 @@ use hookline::secret::Secret;
 use hookline::store::Key;
 use serde_json::Value;
 
+use crate::Dialect;
 use crate::config::TamTamConfig;
 use crate::event::{BotInfo, ErrorBody};
-
-const PLATFORM: &str = "tamtam";
+use crate::limits::RateLimits;
+use crate::max_config::MaxConfig;
 
 /// The API version sent as `v=` and subscribed with.
 pub const API_VERSION: &str = "0.3.0";
@@ -38,17 +45,36 @@ pub struct TamTamClient {
     token: Secret,
     clock: hookline::clock::SharedClock,
     me: CredentialCache<BotInfo>,
+    dialect: Dialect,
+    limits: Option<RateLimits>,
 }
 
-fn error(call: &'static str, kind: PlatformErrorKind, detail: impl Into<String>) -> PlatformError {
-    PlatformError::new(PLATFORM, call, kind, detail)
+fn error(
+    dialect: Dialect,
+    call: &'static str,
+    kind: PlatformErrorKind,
+    detail: impl Into<String>,
+) -> PlatformError {
+    PlatformError::new(dialect.name(), call, kind, detail)
+}
+
+/// What a TLS verification failure says, whichever layer words it.
+fn is_certificate_error(reason: &str) -> bool {
+    let reason = reason.to_ascii_lowercase();
+    reason.contains("certificate") || reason.contains("unknownissuer")
 }
 
 fn interpret(
+    dialect: Dialect,
     call: &'static str,
     resp: &HttpResponse,
     idempotence: Idempotence,
 ) -> Result<Value, HookError> {
+    let error = |call, kind, detail: String| error(dialect, call, kind, detail);
+    let check_token = match dialect {
+        Dialect::TamTam => "check TAMTAM_TOKEN",
+        Dialect::Max => "check MAX_TOKEN",
+    };
     let status = resp.status.as_u16();
     if resp.status.is_success() {
         let value: Value = if resp.body.is_empty() {
@@ -76,8 +102,13 @@ fn interpret(
     }
     let body: ErrorBody = serde_json::from_slice(&resp.body).unwrap_or_default();
     let (kind, hint) = match status {
-        401 => (PlatformErrorKind::Auth, "check TAMTAM_TOKEN"),
-        403 if body.code == "verify.token" => (PlatformErrorKind::Auth, "check TAMTAM_TOKEN"),
+        401 => (PlatformErrorKind::Auth, check_token),
+        403 if body.code == "verify.token" => (PlatformErrorKind::Auth, check_token),
+        // MAX refuses a token in the query string (§4b.1); we never send one.
+        403 if body.code == "deprecated.token" => (
+            PlatformErrorKind::Auth,
+            "the token must go in the Authorization header",
+        ),
         403 => (
             PlatformErrorKind::Permission,
             "the bot may not do this in that chat",
@@ -90,7 +121,12 @@ fn interpret(
         // message was stored; a redelivery could post it twice.
         429 | 500..=599 => (
             PlatformError::kind_of_status(status, idempotence),
-            "TamTam failed or throttled",
+            "the platform failed or throttled",
+        ),
+        // MAX: an attachment still being processed; nothing was sent, later works.
+        _ if body.code == "attachment.not.ready" => (
+            PlatformErrorKind::Unavailable,
+            "an attachment is still being processed",
         ),
         _ => (PlatformErrorKind::Rejected, "the request was refused"),
     };
@@ -105,25 +141,80 @@ fn interpret(
 impl TamTamClient {
     /// A client for `config`, caching the bot's identity in `deps.store`.
     pub fn new(config: &TamTamConfig, deps: &Deps) -> Self {
-        let key = Key::new(format!("tamtam#{}#cred", config.token.fingerprint()), "me");
+        Self::with(Dialect::TamTam, deps.http.clone(), &config.api_url, &config.token, deps)
+    }
+
+    /// A MAX client for `config`: its own connection pool when `MAX_CA_PEM` adds roots. (The
+    /// PEM was checked when the configuration was read; should the TLS stack still refuse it,
+    /// the default roots are used and the error logged: calls will then name `MAX_CA_PEM`.)
+    pub fn max(config: &MaxConfig, deps: &Deps) -> Self {
+        let http = match &config.ca_pem {
+            Some(pem) => deps.http.with_extra_roots(pem).unwrap_or_else(|e| {
+                tracing::error!(error = %e.reason, "MAX_CA_PEM cannot be used; default roots only");
+                deps.http.clone()
+            }),
+            None => deps.http.clone(),
+        };
+        let mut client = Self::with(Dialect::Max, http, &config.api_url, &config.token, deps);
+        client.limits = Some(RateLimits::new(
+            deps.store.clone(),
+            deps.clock.clone(),
+            &config.token.fingerprint(),
+        ));
+        client
+    }
+
+    fn with(
+        dialect: Dialect,
+        http: HttpClient,
+        api_url: &str,
+        token: &Secret,
+        deps: &Deps,
+    ) -> Self {
+        let key = Key::new(
+            format!("{}#{}#cred", dialect.name(), token.fingerprint()),
+            "me",
+        );
         Self {
-            http: deps.http.clone(),
-            api_url: config.api_url.clone(),
-            token: config.token.clone(),
+            http,
+            api_url: api_url.to_owned(),
+            token: token.clone(),
             clock: deps.clock.clone(),
             me: CredentialCache::new(deps.store.clone(), key, deps.clock.clone(), Duration::ZERO),
+            dialect,
+            limits: None,
         }
+    }
+
+    /// The dialect this client speaks.
+    pub fn dialect(&self) -> Dialect {
+        self.dialect
     }
 
     fn url(&self, path: &str, params: &[(&str, &str)]) -> String {
         let mut query = url::form_urlencoded::Serializer::new(String::new());
-        query
-            .append_pair("access_token", self.token.expose())
-            .append_pair("v", API_VERSION);
+        if self.dialect == Dialect::TamTam {
+            query
+                .append_pair("access_token", self.token.expose())
+                .append_pair("v", API_VERSION);
+        }
         for (k, v) in params {
             query.append_pair(k, v);
         }
-        format!("{}{path}?{}", self.api_url, query.finish())
+        let query = query.finish();
+        if query.is_empty() {
+            format!("{}{path}", self.api_url)
+        } else {
+            format!("{}{path}?{query}", self.api_url)
+        }
+    }
+
+    /// Waits for MAX's limits (none on TamTam): the bot's, and `chat`'s for a message or answer.
+    async fn pace(&self, chat: Option<i64>) -> Result<(), HookError> {
+        match &self.limits {
+            Some(limits) => limits.acquire(chat).await,
+            None => Ok(()),
+        }
     }
 
     async fn call(
@@ -136,6 +227,20 @@ impl TamTamClient {
         idempotence: Idempotence,
     ) -> Result<Value, HookError> {
         let mut request = self.http.request(method, &self.url(path, params));
+        if self.dialect == Dialect::Max {
+            // The raw token, no scheme (§4b.1). reqwest keeps a sensitive header out of Debug.
+            let mut value = axum::http::HeaderValue::from_str(self.token.expose())
+                .map_err(|_| {
+                    error(
+                        self.dialect,
+                        call,
+                        PlatformErrorKind::Auth,
+                        "MAX_TOKEN is not a valid header value",
+                    )
+                })?;
+            value.set_sensitive(true);
+            request = request.header(axum::http::header::AUTHORIZATION, value);
+        }
         if let Some(body) = body {
             request = request
                 .header("content-type", "application/json")
@@ -145,8 +250,20 @@ impl TamTamClient {
             .http
             .execute(request, idempotence)
             .await
-            .map_err(|e| PlatformError::no_answer(PLATFORM, call, &e, idempotence))?;
-        interpret(call, &resp, idempotence)
+            .map_err(|e| {
+                let mut err = PlatformError::no_answer(self.dialect.name(), call, &e, idempotence);
+                if self.dialect == Dialect::Max && is_certificate_error(&e.reason) {
+                    // MAX's certificate chains to the Russian Trusted Root CA (Минцифры), which
+                    // public trust stores lack (§4b.1).
+                    err.kind = PlatformErrorKind::Auth;
+                    err.detail.push_str(
+                        " (TLS: the API's certificate is not trusted; set MAX_CA_PEM to the \
+                         Russian Trusted Root CA certificate from https://www.gosuslugi.ru/crt)",
+                    );
+                }
+                err
+            })?;
+        interpret(self.dialect, call, &resp, idempotence)
     }
 
     /// The bot's own identity, cached for a day.
@@ -158,6 +275,7 @@ impl TamTamClient {
                     .await?;
                 let me: BotInfo = serde_json::from_value(value).map_err(|e| {
                     error(
+                        self.dialect,
                         "me",
                         PlatformErrorKind::BadResponse,
                         format!("unreadable BotInfo: {e}"),
@@ -174,12 +292,22 @@ impl TamTamClient {
 
     /// `POST /messages?chat_id=…` with a `NewMessageBody`.
     pub async fn send_message(&self, chat_id: i64, body: &Value) -> Result<(), HookError> {
-        let chat = chat_id.to_string();
+        self.post_message("chat_id", chat_id, body).await
+    }
+
+    /// `POST /messages?user_id=…`: to a user by id (a dialog whose chat id is unknown).
+    pub async fn send_to_user(&self, user_id: i64, body: &Value) -> Result<(), HookError> {
+        self.post_message("user_id", user_id, body).await
+    }
+
+    async fn post_message(&self, param: &str, id: i64, body: &Value) -> Result<(), HookError> {
+        self.pace(Some(id)).await?;
+        let id_text = id.to_string();
         self.call(
             Method::POST,
             "messages",
             "/messages",
-            &[("chat_id", &chat)],
+            &[(param, &id_text)],
             Some(body),
             Idempotence::Unsafe,
         )
@@ -190,6 +318,7 @@ impl TamTamClient {
     /// `POST /chats/{chat_id}/actions` `typing_on`: "the bot is typing…" while a deferred event
     /// is worked on.
     pub async fn typing(&self, chat_id: i64) -> Result<(), HookError> {
+        self.pace(None).await?;
         self.call(
             Method::POST,
             "actions",
@@ -202,8 +331,15 @@ impl TamTamClient {
         .map(drop)
     }
 
-    /// `POST /answers?callback_id=…` with a `CallbackAnswer`.
-    pub async fn answer(&self, callback_id: &str, body: &Value) -> Result<(), HookError> {
+    /// `POST /answers?callback_id=…` with a `CallbackAnswer`; `chat` (the keyboard's chat) for
+    /// MAX's per-chat limit.
+    pub async fn answer(
+        &self,
+        callback_id: &str,
+        chat: Option<i64>,
+        body: &Value,
+    ) -> Result<(), HookError> {
+        self.pace(chat).await?;
         self.call(
             Method::POST,
             "answers",
@@ -238,10 +374,23 @@ impl TamTamClient {
             .unwrap_or_default())
     }
 
-    /// `POST /subscriptions`.
-    pub async fn subscribe(&self, url: &str, update_types: &[&str]) -> Result<(), HookError> {
-        let body =
-            serde_json::json!({"url": url, "update_types": update_types, "version": API_VERSION});
+    /// `POST /subscriptions`: TamTam with the API version; MAX with the secret (and no
+    /// version, which MAX's schema no longer has).
+    pub async fn subscribe(
+        &self,
+        url: &str,
+        update_types: &[&str],
+        secret: Option<&Secret>,
+    ) -> Result<(), HookError> {
+        let mut body = serde_json::json!({"url": url, "update_types": update_types});
+        match self.dialect {
+            Dialect::TamTam => body["version"] = API_VERSION.into(),
+            Dialect::Max => {
+                if let Some(secret) = secret {
+                    body["secret"] = secret.expose().into();
+                }
+            }
+        }
         self.call(
             Method::POST,
             "subscribe",
@@ -268,7 +417,7 @@ impl TamTamClient {
         .map(drop)
     }
 
-    /// `PATCH /me` with the bot's commands.
+    /// The bot's commands: `PATCH /me` on TamTam, `PATCH /me/commands` on MAX.
     pub async fn set_commands(&self, commands: &[(&str, &str)]) -> Result<(), HookError> {
         let commands: Vec<Value> = commands
             .iter()
@@ -280,7 +429,10 @@ impl TamTamClient {
         self.call(
             Method::PATCH,
             "set_commands",
-            "/me",
+            match self.dialect {
+                Dialect::TamTam => "/me",
+                Dialect::Max => "/me/commands",
+            },
             &[],
             Some(&body),
             Idempotence::Safe,

@@ -1,5 +1,9 @@
 //! TamTam Bot API wire types (schema `tamtam-bot-api-schema` 0.3.0 and 0.5.6,
-//! <https://github.com/tamtam-chat/tamtam-bot-api-schema>; PLATFORMS.md §4).
+//! <https://github.com/tamtam-chat/tamtam-bot-api-schema>; PLATFORMS.md §4), and MAX's
+//! (`max-messenger/api-schema` 0.0.33; PLATFORMS.md §4b.3): one superset, since MAX forked the
+//! same `Update` envelope. MAX users carry `first_name`/`last_name` (`name` is deprecated), a
+//! message's `body` and `sender` may be missing, and MAX adds `bot_stopped`, `dialog_*`,
+//! `comment_*` and `bot_admin_permissions_changed`.
 //!
 //! Every id, seq and timestamp is `i64` (seqs exceed 2^53 and never go through f64), every
 //! nullable field is an `Option` with a default, and an unknown `update_type` decodes to
@@ -13,15 +17,36 @@ use serde_json::Value;
 pub struct User {
     /// Its id.
     pub user_id: i64,
-    /// Display name.
+    /// Display name (TamTam; deprecated on MAX, yet still sent).
     #[serde(default)]
     pub name: String,
+    /// First name (MAX).
+    #[serde(default)]
+    pub first_name: Option<String>,
+    /// Last name (MAX; may be `""`).
+    #[serde(default)]
+    pub last_name: Option<String>,
     /// `@username`, if any.
     #[serde(default)]
     pub username: Option<String>,
     /// Whether it is a bot.
     #[serde(default)]
     pub is_bot: bool,
+}
+
+impl User {
+    /// `first_name` and a non-empty `last_name` (MAX), else `name`.
+    pub fn display_name(&self) -> Option<String> {
+        let first = self.first_name.as_deref().unwrap_or_default().trim();
+        let last = self.last_name.as_deref().unwrap_or_default().trim();
+        let full = match (first.is_empty(), last.is_empty()) {
+            (false, false) => format!("{first} {last}"),
+            (false, true) => first.to_owned(),
+            (true, false) => last.to_owned(),
+            (true, true) => self.name.trim().to_owned(),
+        };
+        Some(full).filter(|n| !n.is_empty())
+    }
 }
 
 /// Where a message was sent.
@@ -33,9 +58,13 @@ pub struct Recipient {
     /// `dialog`, `chat` or `channel`.
     #[serde(default)]
     pub chat_type: String,
-    /// The user of a dialog.
+    /// In a dialog, the other party of the message: for an incoming message, **the bot
+    /// itself**. Never a reply's address.
     #[serde(default)]
     pub user_id: Option<i64>,
+    /// The channel post a comment belongs to (MAX `comment_*`).
+    #[serde(default)]
+    pub post_id: Option<String>,
 }
 
 /// A message's content.
@@ -67,8 +96,9 @@ pub struct Message {
     /// When.
     #[serde(default)]
     pub timestamp: i64,
-    /// The content.
-    pub body: MessageBody,
+    /// The content (MAX: missing when the message only forwards another).
+    #[serde(default)]
+    pub body: Option<MessageBody>,
 }
 
 /// A button press.
@@ -118,14 +148,20 @@ pub enum Update {
     BotAdded {
         timestamp: i64,
         chat_id: i64,
-        user: User,
+        /// Who added the bot: no longer sent by MAX from Nov 2026.
+        #[serde(default)]
+        user: Option<User>,
+        /// MAX's duplicate of `user.user_id` (not in any schema).
+        #[serde(default)]
+        user_id: Option<i64>,
         #[serde(default)]
         is_channel: Option<bool>,
     },
     BotRemoved {
         timestamp: i64,
         chat_id: i64,
-        user: User,
+        #[serde(default)]
+        user: Option<User>,
         #[serde(default)]
         is_channel: Option<bool>,
     },
@@ -149,13 +185,79 @@ pub enum Update {
         user: User,
         #[serde(default)]
         payload: Option<String>,
+        #[serde(default)]
+        user_locale: Option<String>,
+    },
+    /// MAX: the user stopped (or deleted) the bot.
+    BotStopped {
+        timestamp: i64,
+        chat_id: i64,
+        #[serde(default)]
+        user: Option<User>,
+    },
+    /// MAX: the user cleared the dialog.
+    DialogCleared {
+        timestamp: i64,
+        chat_id: i64,
+        #[serde(default)]
+        user: Option<User>,
+    },
+    /// MAX: the user deleted the dialog (comes with `bot_stopped`).
+    DialogRemoved {
+        timestamp: i64,
+        chat_id: i64,
+        #[serde(default)]
+        user: Option<User>,
+    },
+    /// MAX: the user muted the dialog until `muted_until` (ms).
+    DialogMuted {
+        timestamp: i64,
+        chat_id: i64,
+        #[serde(default)]
+        user: Option<User>,
+        #[serde(default)]
+        muted_until: Option<i64>,
+    },
+    /// MAX: the user unmuted the dialog.
+    DialogUnmuted {
+        timestamp: i64,
+        chat_id: i64,
+        #[serde(default)]
+        user: Option<User>,
     },
     ChatTitleChanged {
         timestamp: i64,
         chat_id: i64,
-        user: User,
+        #[serde(default)]
+        user: Option<User>,
         #[serde(default)]
         title: String,
+    },
+    /// MAX: a comment on a channel post (`recipient.post_id`); usually no `sender`.
+    CommentCreated {
+        timestamp: i64,
+        message: Message,
+    },
+    /// MAX: an edited comment.
+    CommentEdited {
+        timestamp: i64,
+        message: Message,
+    },
+    /// MAX: a removed comment.
+    CommentRemoved {
+        timestamp: i64,
+        message_id: String,
+        #[serde(default)]
+        chat_id: Option<i64>,
+        #[serde(default)]
+        post_id: Option<String>,
+    },
+    /// MAX: the bot's admin rights in a chat changed.
+    BotAdminPermissionsChanged {
+        timestamp: i64,
+        chat_id: i64,
+        #[serde(default)]
+        is_admin: Option<bool>,
     },
     MessageConstructionRequest {
         timestamp: i64,
@@ -181,9 +283,12 @@ pub enum Update {
 pub struct BotInfo {
     /// The bot's user id.
     pub user_id: i64,
-    /// Its name.
+    /// Its name (TamTam; MAX's deprecated `name`).
     #[serde(default)]
     pub name: String,
+    /// Its first name (MAX).
+    #[serde(default)]
+    pub first_name: Option<String>,
     /// Its username.
     #[serde(default)]
     pub username: Option<String>,
@@ -208,16 +313,17 @@ mod tests {
         let Update::MessageCreated { message, .. } = serde_json::from_str(json).unwrap() else {
             panic!()
         };
-        assert_eq!(message.body.seq, 110_810_024_736_864_877);
+        let body = message.body.unwrap();
+        assert_eq!(body.seq, 110_810_024_736_864_877);
         assert_eq!(message.recipient.chat_id, Some(-70_123_456_789_012));
-        assert_eq!(message.body.attachments, None);
+        assert_eq!(body.attachments, None);
         assert_eq!(message.sender, None);
     }
 
     #[test]
     fn unknown_update_types_decode_to_unknown() {
         let update: Update =
-            serde_json::from_str(r#"{"update_type":"dialog_muted","timestamp":1,"whatever":[1]}"#)
+            serde_json::from_str(r#"{"update_type":"message_delivered","timestamp":1,"whatever":[1]}"#)
                 .unwrap();
         assert_eq!(update, Update::Unknown);
     }

@@ -12,6 +12,17 @@
 //!
 //! Environment: `TAMTAM_TOKEN`, `TAMTAM_CALLBACK_TOKEN`, optional `TAMTAM_API_URL`,
 //! `TAMTAM_ALLOWED_SUBNETS`, plus the shared `HOOKLINE_*` (`HOOKLINE_TRUST_PROXY`).
+//!
+//! ## MAX: the same protocol, another dialect
+//!
+//! TamTam was closed by VK on 27 Feb 2026; MAX runs a fork of its Bot API (PLATFORMS.md §4b).
+//! The wire types, the decisions (who is answered, dedup keys, callbacks, greetings) and the
+//! replies are shared; a [`Dialect`] carries what differs: the credential (`Authorization`
+//! header instead of `?access_token=`), no API version, the webhook's authentication
+//! (`X-Max-Bot-Api-Secret` instead of `?token=`, subnets optional), the trust store
+//! (`MAX_CA_PEM`), MAX's send limits, and `PATCH /me/commands`. [`max_router`] serves it
+//! (`/max` under `hookline serve`; `hookline-max` on Lambda) from a [`MaxConfig`]: `MAX_TOKEN`,
+//! `MAX_WEBHOOK_SECRET`, optional `MAX_API_URL`, `MAX_ALLOWED_SUBNETS`, `MAX_CA_PEM`.
 
 use std::sync::Arc;
 
@@ -26,6 +37,8 @@ mod config;
 mod decode;
 pub mod emulator;
 pub mod event;
+pub mod limits;
+mod max_config;
 pub mod setup;
 mod verify;
 
@@ -34,6 +47,41 @@ pub use config::{
     DEFAULT_API_URL, DEFAULT_SUBNETS, TamTamConfig, VARS, default_subnets, parse_subnets,
 };
 pub use decode::TamTamContext;
+pub use max_config::{
+    DEFAULT_MAX_API_URL, MAX_PUBLISHED_SUBNETS, MAX_VARS, MaxConfig, valid_webhook_secret,
+};
+pub use verify::SECRET_HEADER;
+
+/// Which of the two protocols of this crate an adapter speaks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub enum Dialect {
+    /// TamTam's Bot API (`botapi.tamtam.chat`).
+    TamTam,
+    /// MAX's (`platform-api2.max.ru`).
+    Max,
+}
+
+impl Dialect {
+    /// The platform.
+    pub fn platform(self) -> Platform {
+        match self {
+            Self::TamTam => Platform::TamTam,
+            Self::Max => Platform::Max,
+        }
+    }
+
+    /// The lowercase name (routes, store keys, logs, error messages).
+    pub fn name(self) -> &'static str {
+        self.platform().as_str()
+    }
+}
+
+/// How an adapter authenticates webhooks.
+#[derive(Debug)]
+enum Guard {
+    TamTam(TamTamConfig),
+    Max(MaxConfig),
+}
 
 use crate::event::Update;
 
@@ -80,10 +128,10 @@ pub fn new_message(reply: &Reply, reply_to: Option<&str>, mention: Option<&str>)
     body
 }
 
-/// The TamTam adapter.
+/// The TamTam (or MAX) adapter.
 #[derive(Debug)]
 pub struct TamTamAdapter {
-    config: TamTamConfig,
+    guard: Guard,
     client: TamTamClient,
     bot_key: String,
 }
@@ -94,10 +142,26 @@ impl TamTamAdapter {
         let client = TamTamClient::new(&config, deps);
         let bot_key = config.token.fingerprint();
         Self {
-            config,
+            guard: Guard::TamTam(config),
             client,
             bot_key,
         }
+    }
+
+    /// A MAX adapter for `config`.
+    pub fn max(config: MaxConfig, deps: &Deps) -> Self {
+        let client = TamTamClient::max(&config, deps);
+        let bot_key = config.token.fingerprint();
+        Self {
+            guard: Guard::Max(config),
+            client,
+            bot_key,
+        }
+    }
+
+    /// The dialect.
+    pub fn dialect(&self) -> Dialect {
+        self.client.dialect()
     }
 
     /// The API client.
@@ -110,7 +174,7 @@ impl Adapter for TamTamAdapter {
     type Context = TamTamContext;
 
     fn platform(&self) -> Platform {
-        Platform::TamTam
+        self.dialect().platform()
     }
 
     fn bot_key(&self) -> &str {
@@ -118,7 +182,10 @@ impl Adapter for TamTamAdapter {
     }
 
     fn verify(&self, request: &RawRequest) -> Result<(), HookError> {
-        verify::verify_update(&self.config, request)
+        match &self.guard {
+            Guard::TamTam(config) => verify::verify_update(config, request),
+            Guard::Max(config) => verify::verify_max(config, request),
+        }
     }
 
     async fn decode(
@@ -130,7 +197,7 @@ impl Adapter for TamTamAdapter {
             Err(e) => {
                 // Permanent: the same bytes will never parse, and a non-200 would only buy
                 // 8 hours of identical redeliveries.
-                tracing::error!(error = %e, "malformed TamTam update, acknowledged and dropped");
+                tracing::error!(error = %e, platform = self.dialect().name(), "malformed update, acknowledged and dropped");
                 return Ok(Decoded::Ignored("malformed update".into()));
             }
         };
@@ -146,7 +213,7 @@ impl Adapter for TamTamAdapter {
         } else {
             None
         };
-        Ok(decode::decode_update(update, me.as_ref()))
+        Ok(decode::decode_update(self.dialect(), update, me.as_ref()))
     }
 
     /// "Typing…" in the chat of a deferred message (not for a button press: its answer is a
@@ -170,30 +237,42 @@ impl Adapter for TamTamAdapter {
             if let (Body::Notification(text), Some(callback_id)) = (&reply.body, &ctx.callback_id) {
                 if !answered {
                     self.client
-                        .answer(callback_id, &json!({"message": null, "notification": text}))
+                        .answer(
+                            callback_id,
+                            ctx.chat_id,
+                            &json!({"message": null, "notification": text}),
+                        )
                         .await?;
                     answered = true;
                     *delivered += 1;
                 }
                 continue;
             }
-            let Some(chat_id) = ctx.chat_id else {
+            if ctx.chat_id.is_none() && ctx.user_id.is_none() {
                 tracing::warn!(event = %inbound.incoming.event_id, "no chat to reply in");
                 continue;
-            };
+            }
             let mention = (reply.mention_sender && inbound.incoming.chat_kind == ChatKind::Group)
                 .then(|| match &ctx.sender_username {
                     Some(username) => format!("@{username}"),
                     None => format!("{},", inbound.incoming.sender_name.as_deref().unwrap_or("")),
                 });
             let message = new_message(reply, ctx.reply_to.as_deref(), mention.as_deref());
-            self.client.send_message(chat_id, &message).await?;
+            match (ctx.chat_id, ctx.user_id) {
+                (Some(chat_id), _) => self.client.send_message(chat_id, &message).await?,
+                (None, Some(user_id)) => self.client.send_to_user(user_id, &message).await?,
+                (None, None) => continue,
+            }
             *delivered += 1;
         }
         // An unanswered button press leaves the user's client spinning.
         if let (Some(callback_id), false) = (&ctx.callback_id, answered) {
             self.client
-                .answer(callback_id, &json!({"message": null, "notification": "✓"}))
+                .answer(
+                    callback_id,
+                    ctx.chat_id,
+                    &json!({"message": null, "notification": "✓"}),
+                )
                 .await?;
         }
         Ok(())
@@ -217,10 +296,76 @@ pub async fn run(bot: hookline::bot::SharedBot) -> Result<(), hookline::runtime:
     hookline::runtime::run_function("tamtam", bot, TamTamConfig::from_env, router).await
 }
 
+/// The webhook router for one MAX bot.
+pub fn max_router(config: MaxConfig, deps: Deps) -> Router {
+    webhook(Arc::new(max_pipeline(config, deps)))
+}
+
+/// The pipeline behind [`max_router`].
+pub fn max_pipeline(config: MaxConfig, deps: Deps) -> Pipeline<TamTamAdapter> {
+    let adapter = TamTamAdapter::max(config, &deps);
+    Pipeline::new(adapter, deps)
+}
+
+/// The `hookline-max` function for `bot`: under Lambda it serves the Function URL, elsewhere
+/// `HOOKLINE_BIND`. With `HOOKLINE_FUNCTION=max-resubscribe` it is the scheduled check instead.
+pub async fn run_max(bot: hookline::bot::SharedBot) -> Result<(), hookline::runtime::BoxError> {
+    if hookline::config::optional(&hookline::config::ProcessEnv, "HOOKLINE_FUNCTION").as_deref()
+        == Some("max-resubscribe")
+    {
+        return Ok(run_max_resubscribe().await?);
+    }
+    hookline::runtime::run_function("max", bot, MaxConfig::from_env, max_router).await
+}
+
+/// The scheduled check (`max-resubscribe`): MAX drops a webhook subscription silently after
+/// 8 hours of failed deliveries; each run subscribes `MAX_WEBHOOK_URL` again when it is gone,
+/// and logs it. Under Lambda once per scheduled invocation, elsewhere once (for cron).
+pub async fn run_max_resubscribe() -> anyhow::Result<()> {
+    hookline::telemetry::init();
+    hookline::runtime::check_function(&hookline::config::ProcessEnv, "max-resubscribe")?;
+    let env = hookline::config::ProcessEnv;
+    let config = MaxConfig::from_env()?;
+    let url = setup::max_webhook_url(&hookline::config::required(&env, "MAX_WEBHOOK_URL")?)
+        .map_err(|e| anyhow::anyhow!("MAX_WEBHOOK_URL: {e}"))?;
+    let clock: hookline::clock::SharedClock = Arc::new(hookline::clock::SystemClock);
+    // The check keeps nothing: a store in memory for the client's caches.
+    let deps = Deps {
+        store: Arc::new(hookline::store::EmbeddedStore::in_memory(clock.clone())?),
+        clock,
+        bot: Arc::new(hookline::bot::Handlers::new()),
+        http: hookline::http::HttpClient::new()?,
+        deferral: Default::default(),
+    };
+    let client = Arc::new(TamTamClient::max(&config, &deps));
+    let secret = config.webhook_secret().clone();
+    hookline::runtime::run_scheduled(move || {
+        let (client, url, secret) = (Arc::clone(&client), url.clone(), secret.clone());
+        async move {
+            setup::ensure_subscribed(&client, &url, Some(&secret))
+                .await
+                .map(|resubscribed| {
+                    json!({"url": hookline::redact::redact_url(&url), "resubscribed": resubscribed})
+                })
+        }
+    })
+    .await?;
+    Ok(())
+}
+
 /// Decodes an update as the adapter would, with no HTTP: the bot is the first user the message
 /// mentions (a dialog needs none). `None` for an update the bot ignores. For tests of a bot on
 /// recorded payloads (`hookline_server::testing::message_from`).
 pub fn decode_fixture(
+    body: &[u8],
+    now_ms: i64,
+) -> Result<Option<hookline::model::Incoming>, HookError> {
+    decode_fixture_as(Dialect::TamTam, body, now_ms)
+}
+
+/// [`decode_fixture`] in either dialect.
+pub fn decode_fixture_as(
+    dialect: Dialect,
     body: &[u8],
     _now_ms: i64,
 ) -> Result<Option<hookline::model::Incoming>, HookError> {
@@ -235,11 +380,12 @@ pub fn decode_fixture(
     let me = event::BotInfo {
         user_id: mention.and_then(|m| m["user_id"].as_i64()).unwrap_or(-1),
         name: String::new(),
+        first_name: None,
         username: mention
             .and_then(|m| m["user_link"].as_str())
             .map(|l| l.trim_start_matches('@').to_owned()),
     };
-    Ok(decode::decode_update(update, Some(&me)).into_incoming())
+    Ok(decode::decode_update(dialect, update, Some(&me)).into_incoming())
 }
 
 #[cfg(test)]

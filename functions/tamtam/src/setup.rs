@@ -1,5 +1,10 @@
 //! `hookline setup tamtam --url <webhook url>`: subscribe the bot's webhook, list and optionally
 //! remove other subscriptions, and publish the bot's commands with `PATCH /me`.
+//!
+//! `hookline setup max --url https://…`: the same on MAX, which delivers over HTTPS on port 443
+//! only (§4b.2), subscribed with `MAX_WEBHOOK_SECRET` and commands through `PATCH /me/commands`.
+//! MAX drops a subscription silently after 8 hours of failed deliveries: [`ensure_subscribed`]
+//! (the scheduled `max-resubscribe` function, `hookline doctor`) finds and mends that.
 
 use hookline::error::HookError;
 use hookline::secret::Secret;
@@ -43,10 +48,50 @@ pub fn webhook_url(url: &str, callback_token: &Secret) -> Result<String, String>
     Ok(parsed.into())
 }
 
-/// What `setup` did, one line each (URLs redacted).
+/// Checks a MAX webhook URL: `https://`, port 443 (MAX delivers nowhere else, and the port must
+/// not be written), no `?token=` needed (the secret header authenticates). Returns it normalised.
+pub fn max_webhook_url(url: &str) -> Result<String, String> {
+    let parsed = url::Url::parse(url).map_err(|e| format!("{url:?} is not a URL: {e}"))?;
+    if parsed.scheme() != "https" {
+        return Err("MAX delivers webhooks over HTTPS only: the URL must start with https://".into());
+    }
+    // `Url` drops a written default port, so any port left is not 443.
+    if let Some(port) = parsed.port() {
+        return Err(format!(
+            "MAX delivers webhooks to port 443 only, not {port}: put the endpoint behind 443 and \
+             leave the port out of the URL"
+        ));
+    }
+    if parsed.host_str().is_none_or(str::is_empty) {
+        return Err("the webhook URL has no host".into());
+    }
+    Ok(parsed.into())
+}
+
+/// Whether `url` is still subscribed; subscribes it again (with `secret`) when MAX has dropped
+/// it. `Ok(true)`: it had to be re-subscribed.
+pub async fn ensure_subscribed(
+    client: &TamTamClient,
+    url: &str,
+    secret: Option<&Secret>,
+) -> Result<bool, HookError> {
+    if client.subscriptions().await?.iter().any(|u| u == url) {
+        return Ok(false);
+    }
+    client.subscribe(url, &UPDATE_TYPES, secret).await?;
+    tracing::warn!(
+        url = %hookline::redact::redact_url(url),
+        "the webhook subscription had disappeared (MAX drops it after 8 hours of failed \
+         deliveries): subscribed again"
+    );
+    Ok(true)
+}
+
+/// What `setup` did, one line each (URLs redacted). `secret`: MAX's webhook secret.
 pub async fn setup_webhook(
     client: &TamTamClient,
     url: &str,
+    secret: Option<&Secret>,
     remove_stale: bool,
     commands: &[(&str, &str)],
 ) -> Result<Vec<String>, HookError> {
@@ -66,11 +111,16 @@ pub async fn setup_webhook(
             ));
         }
     }
-    client.subscribe(url, &UPDATE_TYPES).await?;
+    client.subscribe(url, &UPDATE_TYPES, secret).await?;
     report.push(format!(
-        "subscribed {} to {}",
+        "subscribed {} to {}{}",
         hookline::redact::redact_url(url),
-        UPDATE_TYPES.join(", ")
+        UPDATE_TYPES.join(", "),
+        if secret.is_some() {
+            " (with the webhook secret)"
+        } else {
+            ""
+        }
     ));
     client.set_commands(commands).await?;
     let names: Vec<String> = commands.iter().map(|(n, _)| format!("/{n}")).collect();
@@ -114,5 +164,26 @@ mod tests {
         );
         assert!(webhook_url("http://bot.example.com:8080/tamtam", &token).is_ok());
         assert!(webhook_url("ftp://bot.example.com/", &token).is_err());
+    }
+
+    #[test]
+    fn max_takes_https_on_443_only() {
+        assert_eq!(
+            max_webhook_url("https://abc.lambda-url.eu-west-1.on.aws/").unwrap(),
+            "https://abc.lambda-url.eu-west-1.on.aws/"
+        );
+        assert_eq!(
+            max_webhook_url("https://bot.example.com:443/max").unwrap(),
+            "https://bot.example.com/max"
+        );
+        for (bad, says) in [
+            ("http://bot.example.com/max", "HTTPS only"),
+            ("https://bot.example.com:8443/max", "port 443 only, not 8443"),
+            ("https://bot.example.com:80/max", "not 80"),
+            ("bot.example.com/max", "not a URL"),
+        ] {
+            let err = max_webhook_url(bad).unwrap_err();
+            assert!(err.contains(says), "{bad}: {err}");
+        }
     }
 }
