@@ -285,6 +285,11 @@ pub fn pem_certificates(pem: &str) -> Result<Vec<reqwest::Certificate>, String> 
     if certs.is_empty() {
         return Err("no PEM certificate found".into());
     }
+    // The PEM parser does not read the certificates; building a trust store with them does.
+    reqwest::Client::builder()
+        .tls_certs_merge(certs.clone())
+        .build()
+        .map_err(|e| format!("unusable certificate: {}", e.without_url()))?;
     Ok(certs)
 }
 

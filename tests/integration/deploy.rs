@@ -76,6 +76,10 @@ fn setting(v: &Yaml) -> Setting {
         Yaml::String(s) => Setting::Literal(s.clone()),
         // `!If [Condition, when true, otherwise]`: what the variable is when it matters.
         Yaml::Tagged(t) if t.tag == "If" => setting(&t.value[1]),
+        // An attribute of another resource (the MAX check's MAX_WEBHOOK_URL: the Function URL).
+        Yaml::Tagged(t) if t.tag == "GetAtt" => {
+            Setting::Literal(format!("!GetAtt {}", t.value.as_str().expect("!GetAtt name")))
+        }
         other => panic!("unexpected environment value {other:?}"),
     }
 }
@@ -203,7 +207,7 @@ fn reads(f: &Function, values: &HashMap<String, String>) -> BTreeSet<String> {
         .find(|f| *f == function)
         .expect("a function hookline_server::main can run");
     hookline::runtime::check_function(&rec, function).expect("HOOKLINE_FUNCTION names it");
-    if function != "dingtalk-flush" {
+    if function != "dingtalk-flush" && function != "max-resubscribe" {
         // The webhook functions run a bot; with HOOKLINE_BOT=forward it reads its two variables.
         let mut forward = values.clone();
         forward.insert("HOOKLINE_BOT".into(), "forward".into());
@@ -249,11 +253,19 @@ fn reads(f: &Function, values: &HashMap<String, String>) -> BTreeSet<String> {
         "hookline-tamtam" => {
             hookline_tamtam::TamTamConfig::from_source(&rec).unwrap();
         }
+        "hookline-max" => {
+            hookline_max::MaxConfig::from_source(&rec).unwrap();
+        }
+        "hookline-max-resubscribe" => {
+            hookline_max::MaxConfig::from_source(&rec).unwrap();
+            // Required at run time; the template sets it to the Function URL (no example value).
+            hookline::config::optional(&rec, "MAX_WEBHOOK_URL");
+        }
         other => panic!("{other}: teach this test how the binary reads its configuration"),
     }
     let mut read = rec.read.into_inner().unwrap();
-    if function == "dingtalk-flush" {
-        // Read with the shared settings; the flush runs no bot, so it never defers an event.
+    if function == "dingtalk-flush" || function == "max-resubscribe" {
+        // Read with the shared settings; these run no bot, so they never defer an event.
         read.remove("HOOKLINE_QUEUE_URL");
     }
     read.extend(READ_BY_TELEMETRY.map(String::from));
@@ -337,6 +349,9 @@ fn each_function_is_given_exactly_the_variables_it_reads() {
                 }
                 // Not configuration: which function this is, for a binary that can be any.
                 Setting::Literal(_) if var == "HOOKLINE_FUNCTION" => {}
+                // The MAX check's own webhook: the MAX function's URL, nothing to configure.
+                Setting::Literal(v)
+                    if var == "MAX_WEBHOOK_URL" && v == "!GetAtt MaxFunctionUrl.FunctionUrl" => {}
                 Setting::Literal(v) => panic!("{var}: literal {v:?}; make it a parameter"),
             }
         }
@@ -364,6 +379,11 @@ fn get_att_arn(value: &Yaml) -> String {
 /// A function's policy statements, each `!If [UseQueue, statement, AWS::NoValue]` resolved to
 /// (its condition, the statement).
 fn statements(f: &Function) -> Vec<(Option<String>, Yaml)> {
+    if f.binary == "hookline-max-resubscribe" {
+        // Calls MAX only (its client's caches live in memory): no AWS permission at all.
+        assert!(f.policies.is_null(), "{}: needs no policy", f.id);
+        return Vec::new();
+    }
     assert_eq!(f.policies.as_sequence().map(Vec::len), Some(1), "{}", f.id);
     f.policies[0]["Statement"]
         .as_sequence()
@@ -505,7 +525,7 @@ fn deferred_mode_deploys_a_queue_a_dead_letter_queue_and_one_worker_and_nothing_
     );
     // Every webhook function sends there when the queue exists.
     for f in functions(&t) {
-        if f.binary != "hookline-dingtalk-flush" {
+        if f.binary != "hookline-dingtalk-flush" && f.binary != "hookline-max-resubscribe" {
             assert_eq!(
                 f.env.get("HOOKLINE_QUEUE_URL"),
                 Some(&Setting::Ref("Queue".into())),
@@ -614,6 +634,10 @@ fn the_example_configuration_matches_the_emulators_and_samconfig() {
         (
             "TAMTAM_TOKEN",
             hookline_tamtam::emulator::EMULATOR_TOKEN.to_owned(),
+        ),
+        (
+            "MAX_TOKEN",
+            hookline_server::app::MAX_EMULATOR_TOKEN.to_owned(),
         ),
     ];
     for (var, value) in expect {
@@ -728,7 +752,7 @@ struct Case {
     time_bound: bool,
 }
 
-const CASES: [Case; 6] = [
+const CASES: [Case; 7] = [
     Case {
         event: "tailchat",
         binary: "hookline-tailchat",
@@ -763,6 +787,12 @@ const CASES: [Case; 6] = [
         event: "tamtam",
         binary: "hookline-tamtam",
         reply: Some(("tamtam", "Your message: hello from infra/events")),
+        time_bound: false,
+    },
+    Case {
+        event: "max",
+        binary: "hookline-max",
+        reply: Some(("max", "Your message: hello from infra/events")),
         time_bound: false,
     },
 ];
@@ -817,7 +847,7 @@ fn every_sample_event_has_a_case_and_the_signed_ones_are_signed_with_the_example
 }
 
 /// The events `hookline event` re-stamps: one per platform webhook.
-const PLATFORM_EVENTS: [&str; 4] = ["tailchat", "tencent", "dingtalk", "tamtam"];
+const PLATFORM_EVENTS: [&str; 5] = ["tailchat", "tencent", "dingtalk", "tamtam", "max"];
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_sample_event_runs_through_its_lambda_binary_with_the_templates_environment() {

@@ -7,7 +7,7 @@
 //!
 //! Environment: `MAX_TOKEN`, `MAX_WEBHOOK_SECRET` (5–256 of `[A-Za-z0-9_-]`), optional
 //! `MAX_API_URL` (default `https://platform-api2.max.ru`), `MAX_ALLOWED_SUBNETS`, `MAX_CA_PEM`;
-//! the scheduled check (`HOOKLINE_FUNCTION=max-resubscribe`) also `MAX_WEBHOOK_URL`.
+//! the scheduled check (`hookline-max-resubscribe`) also `MAX_WEBHOOK_URL`.
 
 pub use hookline_tamtam::emulator::TamTamEmulator as MaxEmulator;
 pub use hookline_tamtam::setup::{ensure_subscribed, max_webhook_url};
@@ -17,8 +17,8 @@ pub use hookline_tamtam::{
     run_max_resubscribe,
 };
 
-/// The `hookline-max` function for `bot` (or, with `HOOKLINE_FUNCTION=max-resubscribe`, the
-/// scheduled subscription check). A crate of its own bot calls this from its `main`.
+/// The `hookline-max` function for `bot`. A crate of its own bot calls this from its `main`
+/// (and [`run_max_resubscribe`] for the scheduled `max-resubscribe` function).
 pub async fn run(bot: hookline::bot::SharedBot) -> Result<(), hookline::runtime::BoxError> {
     hookline_tamtam::run_max(bot).await
 }

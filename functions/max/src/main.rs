@@ -1,6 +1,5 @@
 //! `hookline-max`: the MAX webhook as an AWS Lambda function (Function URL), or as a local
-//! server on `HOOKLINE_BIND` when not under Lambda; with `HOOKLINE_FUNCTION=max-resubscribe`,
-//! the scheduled check that subscribes the webhook again when MAX has dropped it.
+//! server on `HOOKLINE_BIND` when not under Lambda.
 //! The bot is the echo bot, or the forward bridge with `HOOKLINE_BOT=forward`
 //! (`hookline_bots::from_env`).
 

@@ -144,6 +144,7 @@ pub async fn run(env: &dyn Env) -> Report {
     tencent(env, &deps, &mut report).await;
     dingtalk(env, &deps, configured, &mut report).await;
     tamtam(env, &deps, &mut report).await;
+    max(env, &deps, &mut report).await;
     report
 }
 
@@ -442,6 +443,93 @@ async fn tamtam(env: &dyn Env, deps: &Deps, report: &mut Report) {
             ),
         ),
         Err(e) => report.add(NAME, Status::Fail, format!("{what}: {}", api_failure(&e))),
+    }
+}
+
+/// MAX: the token (`GET /me`; a TLS failure names `MAX_CA_PEM`), then the subscription, which
+/// MAX drops silently after 8 hours of failed deliveries: `MAX_WEBHOOK_URL`'s when set, any
+/// otherwise.
+async fn max(env: &dyn Env, deps: &Deps, report: &mut Report) {
+    const NAME: &str = "max";
+    let Some(config) = ready(
+        report,
+        NAME,
+        &hookline_max::VARS,
+        hookline_max::MaxConfig::missing(env),
+        hookline_max::MaxConfig::from_source(env),
+    ) else {
+        return;
+    };
+    let callers = match &config.allowed_subnets {
+        Some(nets) => nets
+            .iter()
+            .map(ToString::to_string)
+            .collect::<Vec<_>>()
+            .join(", "),
+        None => "anywhere (MAX_ALLOWED_SUBNETS unset; sources are logged)".into(),
+    };
+    let roots = if config.ca_pem.is_some() {
+        "default roots + MAX_CA_PEM"
+    } else {
+        "default roots"
+    };
+    let what = format!("{}, {roots}, callers from {callers}", config.api_url);
+    let client = hookline_max::MaxClient::max(&config, deps);
+    match client.me().await {
+        Ok(me) => report.add(
+            NAME,
+            Status::Ok,
+            format!(
+                "{what}: GET /me ok, bot {} (@{}, id {})",
+                me.first_name.as_deref().unwrap_or(&me.name),
+                me.username.as_deref().unwrap_or("-"),
+                me.user_id
+            ),
+        ),
+        Err(e) => {
+            report.add(NAME, Status::Fail, format!("{what}: {}", api_failure(&e)));
+            return;
+        }
+    }
+    let ours = hookline::config::optional(env, "MAX_WEBHOOK_URL");
+    match (client.subscriptions().await, ours) {
+        (Err(e), _) => report.add(NAME, Status::Fail, api_failure(&e)),
+        (Ok(urls), Some(ours)) if urls.contains(&ours) => report.add(
+            NAME,
+            Status::Ok,
+            format!(
+                "subscribed: {}",
+                hookline::redact::redact_url(&ours)
+            ),
+        ),
+        (Ok(_), Some(ours)) => report.add(
+            NAME,
+            Status::Fail,
+            format!(
+                "{} is not subscribed (MAX drops a subscription after 8 hours of failed \
+                 deliveries): run `hookline setup max --url <it>`; the scheduled max-resubscribe \
+                 function does it hourly",
+                hookline::redact::redact_url(&ours)
+            ),
+        ),
+        // Which URL is ours is unknown without MAX_WEBHOOK_URL: worth a look, not a failure.
+        (Ok(urls), None) if urls.is_empty() => report.add(
+            NAME,
+            Status::Warn,
+            "no webhook subscription: MAX delivers nothing until `hookline setup max --url …` \
+             (set MAX_WEBHOOK_URL to have it checked)",
+        ),
+        (Ok(urls), None) => report.add(
+            NAME,
+            Status::Ok,
+            format!(
+                "subscribed: {} (set MAX_WEBHOOK_URL to check that one is ours)",
+                urls.iter()
+                    .map(|u| hookline::redact::redact_url(u))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+        ),
     }
 }
 

@@ -26,7 +26,7 @@ use hookline::bot::Bot;
 use crate::simulate::{Exchange, Simulation};
 
 /// The platforms a [`TestServer`] runs.
-pub const PLATFORMS: [&str; 4] = ["tailchat", "tencent", "tamtam", "dingtalk"];
+pub const PLATFORMS: [&str; 5] = ["tailchat", "tencent", "tamtam", "max", "dingtalk"];
 
 /// A private server for one bot, every platform on its emulator. The process environment is not
 /// read. Stops with the test's runtime.
@@ -189,6 +189,9 @@ pub fn message_from(platform: &str, body: &[u8]) -> anyhow::Result<hookline::tes
         "tailchat" => hookline_tailchat::decode_fixture(body, now),
         "tencent" => hookline_tencent::decode_fixture(body, now),
         "tamtam" => hookline_tamtam::decode_fixture(body, now),
+        "max" => {
+            hookline_tamtam::decode_fixture_as(hookline_tamtam::Dialect::Max, body, now)
+        }
         "dingtalk" => hookline_dingtalk::decode_fixture(body, now),
         other => anyhow::bail!(
             "unknown platform {other:?}: use one of {}",

@@ -308,13 +308,8 @@ pub fn max_pipeline(config: MaxConfig, deps: Deps) -> Pipeline<TamTamAdapter> {
 }
 
 /// The `hookline-max` function for `bot`: under Lambda it serves the Function URL, elsewhere
-/// `HOOKLINE_BIND`. With `HOOKLINE_FUNCTION=max-resubscribe` it is the scheduled check instead.
+/// `HOOKLINE_BIND`.
 pub async fn run_max(bot: hookline::bot::SharedBot) -> Result<(), hookline::runtime::BoxError> {
-    if hookline::config::optional(&hookline::config::ProcessEnv, "HOOKLINE_FUNCTION").as_deref()
-        == Some("max-resubscribe")
-    {
-        return Ok(run_max_resubscribe().await?);
-    }
     hookline::runtime::run_function("max", bot, MaxConfig::from_env, max_router).await
 }
 
