@@ -342,3 +342,89 @@ async fn every_real_tamtam_and_max_body_is_acknowledged() {
         }
     }
 }
+
+/// Every `max_*.json` through the MAX router, with the secret header MAX sends: acknowledged
+/// with 200, and answered exactly where it is a message, a button press, a start or an
+/// addition addressed to the bot. Each reply goes to the body's own chat id, exactly (ids are
+/// i64 end to end), and never to `recipient.user_id` (in a dialog, the bot itself).
+#[tokio::test]
+async fn every_real_max_body_is_acknowledged_and_messages_to_the_bot_answered() {
+    let Some(files) = corpus("tamtam") else {
+        return;
+    };
+    use hookline_tamtam::emulator::TamTamEmulator;
+    const SECRET: &str = "realworld-max-secret_01";
+    let table = [
+        ("max_comment_created_unknown_type_no_sender.json", 0),
+        // Answered through POST /answers (callback.user pressed; message.sender is the bot).
+        ("max_probe_message_callback_partly_reconstructed.json", 1),
+        ("max_real_message_created_start_command.json", 1),
+        ("max_real_probe_bot_started_toplevel_user_id.json", 1),
+        ("max_real_probe_message_created_dialog.json", 1),
+        ("max_real_webhook_message_created_two_part_name.json", 1),
+        ("max_sdk_go_webhook_bot_added.json", 1),
+        ("max_sdk_go_webhook_bot_removed.json", 0),
+        ("max_sdk_go_webhook_bot_started.json", 1),
+        ("max_sdk_go_webhook_bot_stopped.json", 0),
+        ("max_sdk_go_webhook_chat_title_changed.json", 0),
+        ("max_sdk_go_webhook_dialog_cleared.json", 0),
+        ("max_sdk_go_webhook_dialog_muted.json", 0),
+        ("max_sdk_go_webhook_dialog_removed.json", 0),
+        ("max_sdk_go_webhook_dialog_unmuted.json", 0),
+        ("max_sdk_go_webhook_message_callback.json", 1),
+        // A group message that neither mentions the bot nor is a command.
+        ("max_sdk_go_webhook_message_created.json", 0),
+        ("max_sdk_go_webhook_message_edited.json", 0),
+        ("max_sdk_go_webhook_message_removed.json", 0),
+        ("max_sdk_go_webhook_user_added.json", 0),
+        ("max_sdk_go_webhook_user_removed.json", 0),
+    ];
+    let mut replayed = 0;
+    for (name, body) in files.into_iter().filter(|(n, _)| n.starts_with("max_")) {
+        replayed += 1;
+        let update: Value = serde_json::from_slice(&body).expect("corpus JSON");
+        let clock: SharedClock = Arc::new(SystemClock);
+        let (store, _dir) = support::embedded(clock.clone());
+        let emu = TamTamEmulator::max("max-bot-token", 591_000_001, "helper_bot");
+        let api_url = emu.serve_on_loopback().await.expect("emulator");
+        let config = hookline_tamtam::MaxConfig {
+            token: Secret::new("max-bot-token"),
+            webhook_secrets: vec![Secret::new(SECRET)],
+            api_url,
+            allowed_subnets: None,
+            ca_pem: None,
+        };
+        let router = hookline_tamtam::max_router(config, support::deps(store, clock));
+        let (status, _) = support::post_with(
+            &router,
+            Some("203.0.113.7"),
+            "",
+            &[("x-max-bot-api-secret", SECRET)],
+            body,
+        )
+        .await;
+        assert_eq!(status, StatusCode::OK, "max/{name}");
+        let sent = emu.sent();
+        check("max", &name, status, sent.len(), &table);
+        assert_eq!(emu.token_in_url(), 0, "max/{name}: the token went into a URL");
+        let message = &update["message"];
+        let bot_itself = message["recipient"]["user_id"].as_i64();
+        for call in &sent {
+            let to = call["query"]["chat_id"]
+                .as_str()
+                .or(call["query"]["user_id"].as_str());
+            if call["path"] == "/messages" {
+                let to: i64 = to.expect("an address").parse().expect("an i64");
+                assert_ne!(Some(to), bot_itself, "max/{name}: replied to the bot itself");
+                let chat = message["recipient"]["chat_id"]
+                    .as_i64()
+                    .or(update["chat_id"].as_i64());
+                assert_eq!(Some(to), chat, "max/{name}: not the body's chat, exactly");
+                if let Some(mid) = message["body"]["mid"].as_str() {
+                    assert_eq!(call["body"]["link"]["mid"], mid, "max/{name}");
+                }
+            }
+        }
+    }
+    assert_eq!(replayed, table.len(), "max_* files and this test's table differ");
+}

@@ -41,10 +41,22 @@ pub async fn post_from(
     query: &str,
     body: Vec<u8>,
 ) -> (StatusCode, String) {
-    let mut request = Request::post(format!("/?{query}"))
-        .header("content-type", "application/json")
-        .body(Body::from(body))
-        .expect("request");
+    post_with(router, ip, query, &[], body).await
+}
+
+/// Like [`post_from`], with extra request headers.
+pub async fn post_with(
+    router: &Router,
+    ip: Option<&str>,
+    query: &str,
+    headers: &[(&str, &str)],
+    body: Vec<u8>,
+) -> (StatusCode, String) {
+    let mut builder = Request::post(format!("/?{query}")).header("content-type", "application/json");
+    for (name, value) in headers {
+        builder = builder.header(*name, *value);
+    }
+    let mut request = builder.body(Body::from(body)).expect("request");
     if let Some(ip) = ip {
         request
             .extensions_mut()
@@ -363,4 +375,85 @@ pub fn tailchat_message(id: &str, text: &str) -> Value {
         &serde_json::to_vec(&body).expect("JSON"),
         "203.0.113.9",
     )
+}
+
+/// A loopback HTTPS server whose certificate is signed by a fresh test CA (for `MAX_CA_PEM`).
+pub mod tls {
+    use std::sync::Arc;
+
+    use rcgen::{
+        BasicConstraints, CertificateParams, DnType, IsCa, Issuer, KeyPair, KeyUsagePurpose,
+        SanType,
+    };
+    use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    /// Serves `body` as JSON to every request on `https://127.0.0.1:<port>`; returns the test
+    /// CA's certificate (PEM) and the base URL. Stops with the test's runtime.
+    pub async fn https_api(body: serde_json::Value) -> (String, String) {
+        let ca_key = KeyPair::generate().expect("CA key");
+        let mut ca_params = CertificateParams::new(Vec::<String>::new()).expect("CA params");
+        ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        ca_params
+            .distinguished_name
+            .push(DnType::CommonName, "hookline test root CA");
+        ca_params.key_usages = vec![
+            KeyUsagePurpose::KeyCertSign,
+            KeyUsagePurpose::CrlSign,
+            KeyUsagePurpose::DigitalSignature,
+        ];
+        let ca_cert = ca_params.self_signed(&ca_key).expect("CA certificate");
+        let leaf_key = KeyPair::generate().expect("leaf key");
+        let mut leaf_params =
+            CertificateParams::new(vec!["localhost".to_owned()]).expect("leaf params");
+        leaf_params
+            .subject_alt_names
+            .push(SanType::IpAddress([127, 0, 0, 1].into()));
+        let issuer = Issuer::from_params(&ca_params, &ca_key);
+        let leaf = leaf_params
+            .signed_by(&leaf_key, &issuer)
+            .expect("leaf certificate");
+        let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+        let config = rustls::ServerConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .expect("TLS versions")
+            .with_no_client_auth()
+            .with_single_cert(
+                vec![CertificateDer::from(leaf.der().to_vec())],
+                PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(leaf_key.serialize_der())),
+            )
+            .expect("server config");
+        let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let url = format!("https://127.0.0.1:{}", listener.local_addr().unwrap().port());
+        let payload = body.to_string();
+        tokio::spawn(async move {
+            while let Ok((tcp, _)) = listener.accept().await {
+                let (acceptor, payload) = (acceptor.clone(), payload.clone());
+                tokio::spawn(async move {
+                    // An untrusting client hangs up during the handshake: nothing to answer.
+                    let Ok(mut tls) = acceptor.accept(tcp).await else {
+                        return;
+                    };
+                    let mut request = Vec::new();
+                    let mut buf = [0u8; 4096];
+                    while !request.windows(4).any(|w| w == b"\r\n\r\n") {
+                        match tls.read(&mut buf).await {
+                            Ok(0) | Err(_) => return,
+                            Ok(n) => request.extend_from_slice(&buf[..n]),
+                        }
+                    }
+                    let answer = format!(
+                        "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{payload}",
+                        payload.len()
+                    );
+                    let _ = tls.write_all(answer.as_bytes()).await;
+                    let _ = tls.shutdown().await;
+                });
+            }
+        });
+        (ca_cert.pem(), url)
+    }
 }
