@@ -33,9 +33,9 @@ pub struct Book<F, S = ()> {
 }
 
 impl<F, S> Book<F, S> {
-    /// Counts a call; the refusal it meets, if one was injected.
-    pub fn attempt(&mut self) -> Option<F> {
-        self.attempts += 1;
+    /// The refusal the call that got this far meets, if one was injected (callers count the
+    /// call in `attempts` when it arrives, and ask this once it is authenticated).
+    pub fn next_failure(&mut self) -> Option<F> {
         self.failures.pop_front().flatten()
     }
 
@@ -105,14 +105,21 @@ mod tests {
         ledger.fail_next("busy");
         ledger.post_then_fail_next(StatusCode::BAD_GATEWAY);
         let mut book = ledger.book();
-        assert_eq!(book.attempt(), None);
-        assert_eq!(book.attempt(), Some("busy"));
-        assert_eq!(book.attempt(), None);
-        assert_eq!(book.record(serde_json::json!(1)), Some(StatusCode::BAD_GATEWAY));
+        assert_eq!(book.next_failure(), None);
+        assert_eq!(book.next_failure(), Some("busy"));
+        assert_eq!(book.next_failure(), None);
+        book.attempts += 3;
+        assert_eq!(
+            book.record(serde_json::json!(1)),
+            Some(StatusCode::BAD_GATEWAY)
+        );
         assert_eq!(book.record(serde_json::json!(2)), None);
         assert_eq!(book.state, 7);
         drop(book);
         assert_eq!(ledger.attempts(), 3);
-        assert_eq!(ledger.calls(), vec![serde_json::json!(1), serde_json::json!(2)]);
+        assert_eq!(
+            ledger.calls(),
+            vec![serde_json::json!(1), serde_json::json!(2)]
+        );
     }
 }

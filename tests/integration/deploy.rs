@@ -77,9 +77,10 @@ fn setting(v: &Yaml) -> Setting {
         // `!If [Condition, when true, otherwise]`: what the variable is when it matters.
         Yaml::Tagged(t) if t.tag == "If" => setting(&t.value[1]),
         // An attribute of another resource (the MAX check's MAX_WEBHOOK_URL: the Function URL).
-        Yaml::Tagged(t) if t.tag == "GetAtt" => {
-            Setting::Literal(format!("!GetAtt {}", t.value.as_str().expect("!GetAtt name")))
-        }
+        Yaml::Tagged(t) if t.tag == "GetAtt" => Setting::Literal(format!(
+            "!GetAtt {}",
+            t.value.as_str().expect("!GetAtt name")
+        )),
         other => panic!("unexpected environment value {other:?}"),
     }
 }

@@ -7,9 +7,9 @@ mod deploy; // infra/: the SAM template against the binaries and their variables
 mod dingtalk; // DingTalk fixtures, the notify endpoint, the sliding-window budget and digests
 mod doctor; // hookline doctor against the emulators: credentials checked, nothing sent, no secret printed
 mod fake_lambda;
-mod max; // MAX: the secret header, subnets, Authorization only, limits, setup and the scheduled check, MAX_CA_PEM over loopback TLS
 mod forward; // the forward bridge: the Python example behind serve, the retry rule, the JSON Schema // a fake Lambda Runtime API and a function process started against it
 mod lambda; // the hookline-tailchat binary driven through a fake Lambda Runtime API
+mod max; // MAX: the secret header, subnets, Authorization only, limits, setup and the scheduled check, MAX_CA_PEM over loopback TLS
 mod readme; // the README's "Write your own bot" crate: built from the README, simulated, run under Lambda
 mod realworld; // the third-party corpus in ../shared/realworld through every router, signed afresh
 mod serve; // the hookline binary: serve, healthz, simulate --url

@@ -48,7 +48,8 @@ async fn harness_with(subnets: Option<&str>) -> Harness {
     let emu = TamTamEmulator::max(BOT_TOKEN, BOT_ID, "helper_bot");
     let api_url = emu.serve_on_loopback().await.expect("emulator");
     let shared: SharedStore = store.clone();
-    let router = hookline_tamtam::max_router(config(api_url, subnets), support::deps(shared, clock));
+    let router =
+        hookline_tamtam::max_router(config(api_url, subnets), support::deps(shared, clock));
     Harness {
         emu,
         router,
@@ -66,9 +67,15 @@ impl Harness {
         let headers: Vec<(&str, &str)> = secret
             .map(|s| vec![("X-Max-Bot-Api-Secret", s)])
             .unwrap_or_default();
-        post_with(&self.router, Some(ip), "", &headers, body.to_string().into_bytes())
-            .await
-            .0
+        post_with(
+            &self.router,
+            Some(ip),
+            "",
+            &headers,
+            body.to_string().into_bytes(),
+        )
+        .await
+        .0
     }
 
     async fn deliver(&self, body: &Value) -> StatusCode {
@@ -93,15 +100,24 @@ fn dialog(mid: &str, chat_id: Option<i64>, text: &str) -> Value {
 #[tokio::test]
 async fn a_dialog_message_is_answered_in_its_chat_with_the_token_in_the_header_only() {
     let h = harness().await;
-    assert_eq!(h.deliver(&dialog("mid.a1", Some(BIG_CHAT), "hi")).await, StatusCode::OK);
+    assert_eq!(
+        h.deliver(&dialog("mid.a1", Some(BIG_CHAT), "hi")).await,
+        StatusCode::OK
+    );
     let sent = h.emu.sent();
     assert_eq!(sent.len(), 1, "{sent:?}");
     // Exactly the id sent, above 2^53, and never the bot's own id.
     assert_eq!(sent[0]["query"], json!({"chat_id": BIG_CHAT.to_string()}));
-    assert_eq!(sent[0]["body"]["link"], json!({"type": "reply", "mid": "mid.a1"}));
+    assert_eq!(
+        sent[0]["body"]["link"],
+        json!({"type": "reply", "mid": "mid.a1"})
+    );
     assert_eq!(sent[0]["body"]["text"], "Your message: hi");
     // A dialog whose chat id is missing: to the sender by user id, not recipient.user_id.
-    assert_eq!(h.deliver(&dialog("mid.a2", None, "again")).await, StatusCode::OK);
+    assert_eq!(
+        h.deliver(&dialog("mid.a2", None, "again")).await,
+        StatusCode::OK
+    );
     let sent = h.emu.sent();
     assert_eq!(sent[1]["query"], json!({"user_id": "146983203"}));
     // GET /me and the two messages: every call authenticated, none with the token in its URL.
@@ -125,7 +141,10 @@ async fn the_emulator_refuses_a_query_token_so_the_check_above_can_fail() {
         .await
         .unwrap();
     assert_eq!(query.status(), StatusCode::FORBIDDEN);
-    assert_eq!(query.json::<Value>().await.unwrap()["code"], "deprecated.token");
+    assert_eq!(
+        query.json::<Value>().await.unwrap()["code"],
+        "deprecated.token"
+    );
     assert_eq!(h.emu.token_in_url(), 1);
     let bare = http.get(format!("{base}/me")).send().await.unwrap();
     assert_eq!(bare.status(), StatusCode::UNAUTHORIZED);
@@ -142,7 +161,12 @@ async fn the_emulator_refuses_a_query_token_so_the_check_above_can_fail() {
 async fn a_missing_or_wrong_secret_is_refused_and_touches_nothing() {
     let h = harness().await;
     let body = dialog("mid.s1", Some(7), "hi");
-    for secret in [None, Some(""), Some("max-webhook-secret_0123456789abcdeX"), Some("wrong")] {
+    for secret in [
+        None,
+        Some(""),
+        Some("max-webhook-secret_0123456789abcdeX"),
+        Some("wrong"),
+    ] {
         assert_eq!(
             h.deliver_as("203.0.113.7", secret, &body).await,
             StatusCode::UNAUTHORIZED,
@@ -172,7 +196,11 @@ async fn configured_subnets_are_enforced_and_otherwise_any_source_is_accepted() 
     // A right source does not excuse a wrong secret.
     assert_eq!(
         fenced
-            .deliver_as("5.101.42.200", Some("nope-nope"), &dialog("mid.n2", Some(7), "x"))
+            .deliver_as(
+                "5.101.42.200",
+                Some("nope-nope"),
+                &dialog("mid.n2", Some(7), "x")
+            )
             .await,
         StatusCode::UNAUTHORIZED
     );
@@ -208,28 +236,50 @@ async fn five_concurrent_deliveries_send_one_reply() {
 
 #[tokio::test]
 async fn a_429_or_503_is_retried_and_the_reply_goes_out_once() {
-    for status in [StatusCode::TOO_MANY_REQUESTS, StatusCode::SERVICE_UNAVAILABLE] {
+    for status in [
+        StatusCode::TOO_MANY_REQUESTS,
+        StatusCode::SERVICE_UNAVAILABLE,
+    ] {
         let h = harness().await;
         // Learn the bot's identity first, so that the failure meets the send.
-        assert_eq!(h.deliver(&dialog("mid.w", Some(9), "warm")).await, StatusCode::OK);
+        assert_eq!(
+            h.deliver(&dialog("mid.w", Some(9), "warm")).await,
+            StatusCode::OK
+        );
         let before = h.emu.attempts();
-        h.emu.fail_next(status, json!({"code": "too.many.requests", "message": "slow down"}));
-        assert_eq!(h.deliver(&dialog("mid.r", Some(9), "retry")).await, StatusCode::OK);
+        h.emu.fail_next(
+            status,
+            json!({"code": "too.many.requests", "message": "slow down"}),
+        );
+        assert_eq!(
+            h.deliver(&dialog("mid.r", Some(9), "retry")).await,
+            StatusCode::OK
+        );
         let sent = h.emu.sent();
         assert_eq!(sent.len(), 2, "{status}: {sent:?}");
         assert_eq!(sent[1]["body"]["link"]["mid"], "mid.r");
-        assert_eq!(h.emu.attempts() - before, 2, "{status}: refused once, then sent");
+        assert_eq!(
+            h.emu.attempts() - before,
+            2,
+            "{status}: refused once, then sent"
+        );
     }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn one_chat_gets_at_most_two_messages_a_second_and_every_one_of_them() {
     let h = Arc::new(harness().await);
-    assert_eq!(h.deliver(&dialog("mid.l0", Some(77), "warm")).await, StatusCode::OK);
+    assert_eq!(
+        h.deliver(&dialog("mid.l0", Some(77), "warm")).await,
+        StatusCode::OK
+    );
     let tasks: Vec<_> = (1..=5)
         .map(|i| {
             let h = Arc::clone(&h);
-            tokio::spawn(async move { h.deliver(&dialog(&format!("mid.l{i}"), Some(77), "go")).await })
+            tokio::spawn(async move {
+                h.deliver(&dialog(&format!("mid.l{i}"), Some(77), "go"))
+                    .await
+            })
         })
         .collect();
     for task in tasks {
@@ -256,10 +306,16 @@ async fn one_chat_gets_at_most_two_messages_a_second_and_every_one_of_them() {
 #[tokio::test]
 async fn buttons_callbacks_starts_and_additions_are_answered_like_tamtam() {
     let h = harness().await;
-    assert_eq!(h.deliver(&dialog("mid.b", Some(5), "/buttons")).await, StatusCode::OK);
+    assert_eq!(
+        h.deliver(&dialog("mid.b", Some(5), "/buttons")).await,
+        StatusCode::OK
+    );
     let keyboard = &h.emu.sent()[0]["body"]["attachments"][0];
     assert_eq!(keyboard["type"], "inline_keyboard");
-    let payload = keyboard["payload"]["buttons"][0][0]["payload"].as_str().unwrap().to_owned();
+    let payload = keyboard["payload"]["buttons"][0][0]["payload"]
+        .as_str()
+        .unwrap()
+        .to_owned();
     let callback = json!({
         "callback": {"timestamp": 1, "callback_id": "f9LH+od/D0cO=", "payload": payload,
                      "user": {"user_id": 146_983_203, "first_name": "Илья", "is_bot": false}},
@@ -269,7 +325,12 @@ async fn buttons_callbacks_starts_and_additions_are_answered_like_tamtam() {
         "timestamp": 2, "update_type": "message_callback"
     });
     assert_eq!(h.deliver(&callback).await, StatusCode::OK);
-    let answers: Vec<Value> = h.emu.sent().into_iter().filter(|c| c["path"] == "/answers").collect();
+    let answers: Vec<Value> = h
+        .emu
+        .sent()
+        .into_iter()
+        .filter(|c| c["path"] == "/answers")
+        .collect();
     assert_eq!(answers.len(), 1);
     // Percent-encoded on the wire, the id itself at MAX.
     assert_eq!(answers[0]["query"]["callback_id"], "f9LH+od/D0cO=");
@@ -279,12 +340,18 @@ async fn buttons_callbacks_starts_and_additions_are_answered_like_tamtam() {
     assert_eq!(h.deliver(&started).await, StatusCode::OK);
     let last = h.emu.sent().last().cloned().unwrap();
     assert_eq!(last["query"]["chat_id"], "320955459");
-    assert!(last["body"]["text"].as_str().unwrap().contains("ref-42"), "{last}");
+    assert!(
+        last["body"]["text"].as_str().unwrap().contains("ref-42"),
+        "{last}"
+    );
     // bot_added without `user` (MAX dropped it in Nov 2026) still says hello.
     let added = json!({"timestamp": 4, "chat_id": -70_801_090_403_050_i64, "is_channel": false,
                        "update_type": "bot_added"});
     assert_eq!(h.deliver(&added).await, StatusCode::OK);
-    assert_eq!(h.emu.sent().last().unwrap()["query"]["chat_id"], "-70801090403050");
+    assert_eq!(
+        h.emu.sent().last().unwrap()["query"]["chat_id"],
+        "-70801090403050"
+    );
     for ignored in [
         json!({"timestamp": 5, "chat_id": 5, "user": {"user_id": 1, "first_name": "A", "is_bot": false}, "update_type": "bot_stopped"}),
         json!({"timestamp": 5, "chat_id": 5, "user": {"user_id": 1, "first_name": "A", "is_bot": false}, "muted_until": 9, "update_type": "dialog_muted"}),
@@ -321,22 +388,49 @@ async fn setup_subscribes_with_the_secret_and_the_check_resubscribes_a_dropped_w
     )
     .await
     .unwrap();
-    assert!(report[0].starts_with("removed subscription https://old.example.com/max"), "{report:?}");
+    assert!(
+        report[0].starts_with("removed subscription https://old.example.com/max"),
+        "{report:?}"
+    );
     let subs = emu.subscription_details();
     assert_eq!(subs.len(), 1);
     assert_eq!(subs[0]["url"], url);
     assert_eq!(subs[0]["secret"], SECRET);
-    assert_eq!(subs[0].get("version"), None, "MAX has no subscription version");
+    assert_eq!(
+        subs[0].get("version"),
+        None,
+        "MAX has no subscription version"
+    );
     assert_eq!(
         subs[0]["update_types"],
-        json!(["message_created", "message_callback", "bot_started", "bot_added"])
+        json!([
+            "message_created",
+            "message_callback",
+            "bot_started",
+            "bot_added"
+        ])
     );
-    assert_eq!(emu.commands(), json!([{"name": "help", "description": "List the commands"}]));
-    assert!(emu.calls().iter().any(|c| c["path"] == "/me/commands" && c["method"] == "PATCH"));
+    assert_eq!(
+        emu.commands(),
+        json!([{"name": "help", "description": "List the commands"}])
+    );
+    assert!(
+        emu.calls()
+            .iter()
+            .any(|c| c["path"] == "/me/commands" && c["method"] == "PATCH")
+    );
     // Still there: nothing to do. Dropped (8 h of failures): subscribed again, with the secret.
-    assert!(!hookline_max::ensure_subscribed(&client, &url, Some(&secret)).await.unwrap());
+    assert!(
+        !hookline_max::ensure_subscribed(&client, &url, Some(&secret))
+            .await
+            .unwrap()
+    );
     emu.drop_subscriptions();
-    assert!(hookline_max::ensure_subscribed(&client, &url, Some(&secret)).await.unwrap());
+    assert!(
+        hookline_max::ensure_subscribed(&client, &url, Some(&secret))
+            .await
+            .unwrap()
+    );
     assert_eq!(emu.subscription_details()[0]["secret"], SECRET);
     assert_eq!(emu.token_in_url(), 0);
 }
@@ -345,7 +439,10 @@ async fn setup_subscribes_with_the_secret_and_the_check_resubscribes_a_dropped_w
 fn setup_max_refuses_anything_but_https_on_443_before_calling_anyone() {
     for (url, says) in [
         ("http://hooks.example.com/max", "HTTPS only"),
-        ("https://hooks.example.com:8443/max", "port 443 only, not 8443"),
+        (
+            "https://hooks.example.com:8443/max",
+            "port 443 only, not 8443",
+        ),
     ] {
         let out = std::process::Command::new(support::workspace_bin("hookline"))
             .args(["setup", "max", "--url", url])
@@ -383,8 +480,14 @@ async fn the_resubscribe_binary_subscribes_the_webhook_again_and_says_so() {
     assert!(out.status.success(), "{stdout}{stderr}");
     assert!(stdout.contains("\"resubscribed\":true"), "{stdout}");
     assert!(stderr.contains("subscribed again"), "{stderr}");
-    assert!(!stderr.contains(BOT_TOKEN) && !stderr.contains(SECRET), "a secret was logged");
-    assert_eq!(emu.subscriptions(), vec!["https://hooks.example.com/max".to_owned()]);
+    assert!(
+        !stderr.contains(BOT_TOKEN) && !stderr.contains(SECRET),
+        "a secret was logged"
+    );
+    assert_eq!(
+        emu.subscriptions(),
+        vec!["https://hooks.example.com/max".to_owned()]
+    );
 }
 
 /// `MAX_CA_PEM`: a loopback HTTPS "MAX" whose certificate is signed by a test CA is reached only
@@ -419,7 +522,10 @@ async fn an_extra_root_from_max_ca_pem_is_trusted_and_only_then() {
     // Inline, with \n for newlines as a one-line variable has it.
     let inline = ca_pem.replace('\n', "\\n");
     let with = MaxConfig::from_source(&env(Some(&inline))).unwrap();
-    let me = hookline_tamtam::TamTamClient::max(&with, &deps).me().await.unwrap();
+    let me = hookline_tamtam::TamTamClient::max(&with, &deps)
+        .me()
+        .await
+        .unwrap();
     assert_eq!(me.user_id, BOT_ID);
     // A file path works the same way.
     let dir = tempfile::tempdir().unwrap();
@@ -443,5 +549,9 @@ async fn an_extra_root_from_max_ca_pem_is_trusted_and_only_then() {
         .filter(|f| f.scope == "max")
         .map(ToString::to_string)
         .collect();
-    assert!(max.iter().any(|l| l.contains("FAIL") && l.contains("MAX_CA_PEM")), "{max:?}");
+    assert!(
+        max.iter()
+            .any(|l| l.contains("FAIL") && l.contains("MAX_CA_PEM")),
+        "{max:?}"
+    );
 }

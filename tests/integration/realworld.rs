@@ -406,7 +406,11 @@ async fn every_real_max_body_is_acknowledged_and_messages_to_the_bot_answered() 
         assert_eq!(status, StatusCode::OK, "max/{name}");
         let sent = emu.sent();
         check("max", &name, status, sent.len(), &table);
-        assert_eq!(emu.token_in_url(), 0, "max/{name}: the token went into a URL");
+        assert_eq!(
+            emu.token_in_url(),
+            0,
+            "max/{name}: the token went into a URL"
+        );
         let message = &update["message"];
         let bot_itself = message["recipient"]["user_id"].as_i64();
         for call in &sent {
@@ -415,7 +419,11 @@ async fn every_real_max_body_is_acknowledged_and_messages_to_the_bot_answered() 
                 .or(call["query"]["user_id"].as_str());
             if call["path"] == "/messages" {
                 let to: i64 = to.expect("an address").parse().expect("an i64");
-                assert_ne!(Some(to), bot_itself, "max/{name}: replied to the bot itself");
+                assert_ne!(
+                    Some(to),
+                    bot_itself,
+                    "max/{name}: replied to the bot itself"
+                );
                 let chat = message["recipient"]["chat_id"]
                     .as_i64()
                     .or(update["chat_id"].as_i64());
@@ -426,5 +434,9 @@ async fn every_real_max_body_is_acknowledged_and_messages_to_the_bot_answered() 
             }
         }
     }
-    assert_eq!(replayed, table.len(), "max_* files and this test's table differ");
+    assert_eq!(
+        replayed,
+        table.len(),
+        "max_* files and this test's table differ"
+    );
 }

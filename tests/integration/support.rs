@@ -52,7 +52,8 @@ pub async fn post_with(
     headers: &[(&str, &str)],
     body: Vec<u8>,
 ) -> (StatusCode, String) {
-    let mut builder = Request::post(format!("/?{query}")).header("content-type", "application/json");
+    let mut builder =
+        Request::post(format!("/?{query}")).header("content-type", "application/json");
     for (name, value) in headers {
         builder = builder.header(*name, *value);
     }
@@ -427,7 +428,10 @@ pub mod tls {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
             .expect("bind");
-        let url = format!("https://127.0.0.1:{}", listener.local_addr().unwrap().port());
+        let url = format!(
+            "https://127.0.0.1:{}",
+            listener.local_addr().unwrap().port()
+        );
         let payload = body.to_string();
         tokio::spawn(async move {
             while let Ok((tcp, _)) = listener.accept().await {

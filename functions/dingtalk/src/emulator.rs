@@ -6,13 +6,13 @@
 //! listed at `GET /sent`.
 
 use std::collections::{HashMap, VecDeque};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, MutexGuard};
 
 use axum::extract::{Query, State};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use hookline::clock::SharedClock;
-use hookline::ring::Ring;
+use hookline::emulator::{Book, Ledger};
 use serde_json::{Value, json};
 
 use crate::sign::sign;
@@ -28,20 +28,19 @@ pub const EMULATOR_APP_SECRET: &str =
 /// The emulator's robot code.
 pub const EMULATOR_ROBOT_CODE: &str = "dinghooklineemulator";
 
-#[derive(Default)]
-struct Ledger {
-    attempts: usize,
-    sent: Ring<Value>,
+/// DingTalk's own state beside the shared ledger (whose calls are the sent messages, whose
+/// refusals are `errcode`s): the custom robot's rate limit.
+#[derive(Debug, Default)]
+struct RobotState {
     robot_sends: VecDeque<i64>,
     banned_until: i64,
-    failures: VecDeque<(i64, String)>,
 }
 
 struct Inner {
     token: String,
     secret: String,
     clock: SharedClock,
-    ledger: Mutex<Ledger>,
+    ledger: Ledger<(i64, String), RobotState>,
 }
 
 /// The emulator. Clones share state.
@@ -68,13 +67,13 @@ impl DingTalkEmulator {
                 token: token.into(),
                 secret: secret.into(),
                 clock,
-                ledger: Mutex::new(Ledger::default()),
+                ledger: Ledger::new(RobotState::default()),
             }),
         }
     }
 
-    fn ledger(&self) -> MutexGuard<'_, Ledger> {
-        self.inner.ledger.lock().unwrap_or_else(|p| p.into_inner())
+    fn ledger(&self) -> MutexGuard<'_, Book<(i64, String), RobotState>> {
+        self.inner.ledger.book()
     }
 
     /// The routes, relative to the emulated `oapi.dingtalk.com`.
@@ -96,17 +95,17 @@ impl DingTalkEmulator {
 
     /// Every accepted message: `{"via": "robot"|"session", "session"?, "at_ms", "body"}`.
     pub fn sent(&self) -> Vec<Value> {
-        self.ledger().sent.to_vec()
+        self.inner.ledger.calls()
     }
 
     /// Calls so far, refused ones included.
     pub fn attempts(&self) -> usize {
-        self.ledger().attempts
+        self.inner.ledger.attempts()
     }
 
     /// Makes the next call fail with this errcode.
     pub fn fail_next(&self, code: i64, msg: &str) {
-        self.ledger().failures.push_back((code, msg.into()));
+        self.inner.ledger.fail_next((code, msg.into()));
     }
 }
 
@@ -130,7 +129,7 @@ async fn robot_send(
     if !fresh || *presented != sign(&emu.inner.secret, ts) {
         return errcode(310_000, "sign not match");
     }
-    if let Some((code, msg)) = ledger.failures.pop_front() {
+    if let Some((code, msg)) = ledger.next_failure() {
         return errcode(code, &msg);
     }
     const MSGTYPES: [&str; 5] = ["text", "markdown", "link", "actionCard", "feedCard"];
@@ -146,30 +145,31 @@ async fn robot_send(
     if body.to_string().len() > 20_000 {
         return errcode(460_101, "message too long, exceed 20000 bytes");
     }
-    if now < ledger.banned_until {
+    if now < ledger.state.banned_until {
         return errcode(130_101, "send too fast, exceed 20 times per minute");
     }
     while ledger
+        .state
         .robot_sends
         .front()
         .is_some_and(|t| now - t >= 60_000)
     {
-        ledger.robot_sends.pop_front();
+        ledger.state.robot_sends.pop_front();
     }
-    if ledger.robot_sends.len() >= 20 {
-        ledger.banned_until = now + 600_000;
+    if ledger.state.robot_sends.len() >= 20 {
+        ledger.state.banned_until = now + 600_000;
         tracing::warn!(
             "dingtalk emulator: more than 20 sends in a minute, robot banned for 10 minutes"
         );
         return errcode(130_101, "send too fast, exceed 20 times per minute");
     }
-    ledger.robot_sends.push_back(now);
+    ledger.state.robot_sends.push_back(now);
     tracing::info!(
         msgtype = body["msgtype"].as_str().unwrap_or_default(),
         "dingtalk emulator: the custom robot sent a message"
     );
     ledger
-        .sent
+        .calls
         .push(json!({"via": "robot", "at_ms": now, "body": body}));
     errcode(0, "ok")
 }
@@ -185,7 +185,7 @@ async fn session_send(
     let Some(session) = query.get("session").filter(|s| !s.is_empty()) else {
         return errcode(300_001, "session 不存在");
     };
-    if let Some((code, msg)) = ledger.failures.pop_front() {
+    if let Some((code, msg)) = ledger.next_failure() {
         return errcode(code, &msg);
     }
     tracing::info!(
@@ -193,7 +193,7 @@ async fn session_send(
         "dingtalk emulator: a reply through the session webhook"
     );
     ledger
-        .sent
+        .calls
         .push(json!({"via": "session", "session": session, "at_ms": now, "body": body}));
     errcode(0, "ok")
 }

@@ -13,8 +13,7 @@ pub use hookline_tamtam::emulator::TamTamEmulator as MaxEmulator;
 pub use hookline_tamtam::setup::{ensure_subscribed, max_webhook_url};
 pub use hookline_tamtam::{
     DEFAULT_MAX_API_URL, MAX_PUBLISHED_SUBNETS, MAX_VARS as VARS, MaxConfig,
-    TamTamClient as MaxClient, max_pipeline as pipeline, max_router as router,
-    run_max_resubscribe,
+    TamTamClient as MaxClient, max_pipeline as pipeline, max_router as router, run_max_resubscribe,
 };
 
 /// The `hookline-max` function for `bot`. A crate of its own bot calls this from its `main`

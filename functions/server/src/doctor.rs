@@ -497,10 +497,7 @@ async fn max(env: &dyn Env, deps: &Deps, report: &mut Report) {
         (Ok(urls), Some(ours)) if urls.contains(&ours) => report.add(
             NAME,
             Status::Ok,
-            format!(
-                "subscribed: {}",
-                hookline::redact::redact_url(&ours)
-            ),
+            format!("subscribed: {}", hookline::redact::redact_url(&ours)),
         ),
         (Ok(_), Some(ours)) => report.add(
             NAME,

@@ -36,10 +36,8 @@ pub fn restamp(
         "max" => {
             // MAX authenticates with the subscription's secret, in a header.
             let secret = crate::app::max_secret(env);
-            object(&mut event, "headers")?.insert(
-                hookline_tamtam::SECRET_HEADER.into(),
-                secret.into(),
-            );
+            object(&mut event, "headers")?
+                .insert(hookline_tamtam::SECRET_HEADER.into(), secret.into());
         }
         "tencent" => {
             query.set_from(env, "SdkAppid", "TENCENT_SDKAPPID");

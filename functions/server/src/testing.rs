@@ -189,9 +189,7 @@ pub fn message_from(platform: &str, body: &[u8]) -> anyhow::Result<hookline::tes
         "tailchat" => hookline_tailchat::decode_fixture(body, now),
         "tencent" => hookline_tencent::decode_fixture(body, now),
         "tamtam" => hookline_tamtam::decode_fixture(body, now),
-        "max" => {
-            hookline_tamtam::decode_fixture_as(hookline_tamtam::Dialect::Max, body, now)
-        }
+        "max" => hookline_tamtam::decode_fixture_as(hookline_tamtam::Dialect::Max, body, now),
         "dingtalk" => hookline_dingtalk::decode_fixture(body, now),
         other => anyhow::bail!(
             "unknown platform {other:?}: use one of {}",

@@ -7,8 +7,8 @@
 //! `hookline serve` mounts it under `/_emulator/tailchat` when `TAILCHAT_URL` is unset; the
 //! integration tests use it as the fake Tailchat on loopback, with failure knobs.
 
-use std::collections::{HashSet, VecDeque};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::collections::HashSet;
+use std::sync::{Arc, MutexGuard};
 
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
@@ -19,7 +19,7 @@ use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use hmac::{Hmac, Mac};
 use hookline::clock::{Clock, SystemClock};
-use hookline::ring::Ring;
+use hookline::emulator::{Book, Ledger};
 use serde_json::{Value, json};
 use sha2::Sha256;
 
@@ -32,16 +32,12 @@ pub const EMULATOR_APP_SECRET: &str = "hookline-emulator-app-secret-000";
 /// The emulator's default bot user id.
 pub const EMULATOR_BOT_USER_ID: &str = "656d756c61746f7200000001";
 
-#[derive(Default)]
-struct Ledger {
+/// Tailchat's own state beside the shared ledger (whose calls are the sent messages and whose
+/// attempts are `sendMessage` calls).
+#[derive(Debug, Default)]
+struct AppState {
     logins: usize,
-    send_attempts: usize,
     tokens: HashSet<String>,
-    sent: Ring<Value>,
-    /// What the next sends meet: `None` goes through, `Some` fails.
-    failures: VecDeque<Option<(StatusCode, Value)>>,
-    /// Sends to post and then answer with this status (an ambiguous failure).
-    post_then_fail: VecDeque<StatusCode>,
     denied_groups: HashSet<String>,
     issued: u64,
 }
@@ -50,7 +46,7 @@ struct Inner {
     app_id: String,
     app_secret: String,
     bot_user_id: String,
-    ledger: Mutex<Ledger>,
+    ledger: Ledger<(StatusCode, Value), AppState>,
 }
 
 /// The emulator. Clones share state.
@@ -90,15 +86,13 @@ impl TailchatEmulator {
                 app_id: app_id.to_owned(),
                 app_secret: app_secret.to_owned(),
                 bot_user_id: bot_user_id.to_owned(),
-                ledger: Mutex::new(Ledger::default()),
+                ledger: Ledger::new(AppState::default()),
             }),
         }
     }
 
-    fn ledger(&self) -> MutexGuard<'_, Ledger> {
-        // A panic while holding the lock cannot leave the ledger half-updated in a way that
-        // matters to a fake; keep serving.
-        self.inner.ledger.lock().unwrap_or_else(|p| p.into_inner())
+    fn ledger(&self) -> MutexGuard<'_, Book<(StatusCode, Value), AppState>> {
+        self.inner.ledger.book()
     }
 
     /// The routes, relative to the emulated server's base URL.
@@ -120,56 +114,59 @@ impl TailchatEmulator {
 
     /// Successful logins so far.
     pub fn logins(&self) -> usize {
-        self.ledger().logins
+        self.ledger().state.logins
     }
 
     /// `sendMessage` calls so far, refused ones included.
     pub fn send_attempts(&self) -> usize {
-        self.ledger().send_attempts
+        self.inner.ledger.attempts()
     }
 
     /// The bodies of every accepted `sendMessage`, in order.
     pub fn sent(&self) -> Vec<Value> {
-        self.ledger().sent.to_vec()
+        self.inner.ledger.calls()
     }
 
     /// Invalidates every JWT issued so far (as a server secret rotation would).
     pub fn revoke_tokens(&self) {
-        self.ledger().tokens.clear();
+        self.ledger().state.tokens.clear();
     }
 
     /// Makes the next `sendMessage` post the message and then answer `status`, as a gateway
     /// that lost the answer would.
     pub fn post_then_fail_next_send(&self, status: StatusCode) {
-        self.ledger().post_then_fail.push_back(status);
+        self.inner.ledger.post_then_fail_next(status);
     }
 
     /// Makes the next `sendMessage` fail with this status and body.
     pub fn fail_next_send(&self, status: StatusCode, body: Value) {
-        self.ledger().failures.push_back(Some((status, body)));
+        self.inner.ledger.fail_next((status, body));
     }
 
     /// Lets the next `sendMessage` through (to make a later one fail with
     /// [`Self::fail_next_send`]).
     pub fn pass_next_send(&self) {
-        self.ledger().failures.push_back(None);
+        self.inner.ledger.pass_next();
     }
 
     /// Makes the bot a non-member of `group_id` (403 `NoPermissionError`).
     pub fn deny_group(&self, group_id: &str) {
-        self.ledger().denied_groups.insert(group_id.to_owned());
+        self.ledger()
+            .state
+            .denied_groups
+            .insert(group_id.to_owned());
     }
 
     /// Issues a JWT for the bot expiring at `exp_s` and accepts it, as if from an earlier login.
     pub fn issue_jwt(&self, exp_s: i64) -> String {
         let mut ledger = self.ledger();
-        ledger.issued += 1;
+        ledger.state.issued += 1;
         let now_s = SystemClock.now_s();
         let header = URL_SAFE_NO_PAD.encode(br#"{"alg":"HS256","typ":"JWT"}"#);
         let claims = json!({
             "_id": self.inner.bot_user_id, "nickname": "hookline", "avatar": null,
             "email": format!("open_{}@openapi.msgbyte.com", self.inner.app_id),
-            "iat": now_s, "exp": exp_s, "jti": ledger.issued,
+            "iat": now_s, "exp": exp_s, "jti": ledger.state.issued,
         });
         let claims = URL_SAFE_NO_PAD.encode(claims.to_string());
         // jsonwebtoken's HS256 with Tailchat's default server secret.
@@ -183,9 +180,10 @@ impl TailchatEmulator {
         // Expired tokens are refused anyway; forgetting them keeps the ledger bounded.
         let now = SystemClock.now_ms();
         ledger
+            .state
             .tokens
             .retain(|t| jwt_expiry_ms(t).is_some_and(|exp| exp > now));
-        ledger.tokens.insert(jwt.clone());
+        ledger.state.tokens.insert(jwt.clone());
         jwt
     }
 }
@@ -217,7 +215,7 @@ async fn login(State(emu): State<TailchatEmulator>, body: axum::body::Bytes) -> 
         );
     }
     let jwt = emu.issue_jwt(SystemClock.now_s() + 30 * 24 * 3600);
-    emu.ledger().logins += 1;
+    emu.ledger().state.logins += 1;
     Json(json!({"code": 200, "data": {
         "jwt": jwt, "userId": emu.inner.bot_user_id,
         "email": format!("open_{}@openapi.msgbyte.com", emu.inner.app_id),
@@ -232,7 +230,7 @@ async fn send_message(
     body: axum::body::Bytes,
 ) -> Response {
     let mut ledger = emu.ledger();
-    ledger.send_attempts += 1;
+    ledger.attempts += 1;
     let Some(token) = headers.get("x-token").and_then(|v| v.to_str().ok()) else {
         return moleculer_error(
             StatusCode::UNAUTHORIZED,
@@ -242,7 +240,7 @@ async fn send_message(
         );
     };
     let expired = jwt_expiry_ms(token).is_none_or(|exp| exp <= SystemClock.now_ms());
-    if !ledger.tokens.contains(token) || expired {
+    if !ledger.state.tokens.contains(token) || expired {
         return moleculer_error(
             StatusCode::UNAUTHORIZED,
             "UnAuthorizedError",
@@ -250,7 +248,7 @@ async fn send_message(
             Some("INVALID_TOKEN"),
         );
     }
-    if let Some(Some((status, body))) = ledger.failures.pop_front() {
+    if let Some((status, body)) = ledger.next_failure() {
         return (status, Json(body)).into_response();
     }
     let body: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
@@ -266,7 +264,7 @@ async fn send_message(
     };
     if let Some(group) = body["groupId"]
         .as_str()
-        .filter(|g| ledger.denied_groups.contains(*g))
+        .filter(|g| ledger.state.denied_groups.contains(*g))
     {
         tracing::warn!(group, "emulator: the bot is not a member of this group");
         return moleculer_error(
@@ -281,11 +279,10 @@ async fn send_message(
         content,
         "tailchat emulator: the bot sent a message"
     );
-    ledger.sent.push(body.clone());
-    if let Some(status) = ledger.post_then_fail.pop_front() {
+    if let Some(status) = ledger.record(body.clone()) {
         return moleculer_error(status, "Error", "upstream answer lost", None);
     }
-    let id = format!("{:024x}", ledger.sent.total());
+    let id = format!("{:024x}", ledger.calls.total());
     Json(json!({"code": 200, "data": {
         "_id": id, "content": content, "author": emu.inner.bot_user_id,
         "groupId": body.get("groupId"), "converseId": converse_id, "reactions": [],

@@ -141,7 +141,13 @@ fn interpret(
 impl TamTamClient {
     /// A client for `config`, caching the bot's identity in `deps.store`.
     pub fn new(config: &TamTamConfig, deps: &Deps) -> Self {
-        Self::with(Dialect::TamTam, deps.http.clone(), &config.api_url, &config.token, deps)
+        Self::with(
+            Dialect::TamTam,
+            deps.http.clone(),
+            &config.api_url,
+            &config.token,
+            deps,
+        )
     }
 
     /// A MAX client for `config`: its own connection pool when `MAX_CA_PEM` adds roots. (The
@@ -229,8 +235,8 @@ impl TamTamClient {
         let mut request = self.http.request(method, &self.url(path, params));
         if self.dialect == Dialect::Max {
             // The raw token, no scheme (§4b.1). reqwest keeps a sensitive header out of Debug.
-            let mut value = axum::http::HeaderValue::from_str(self.token.expose())
-                .map_err(|_| {
+            let mut value =
+                axum::http::HeaderValue::from_str(self.token.expose()).map_err(|_| {
                     error(
                         self.dialect,
                         call,
@@ -246,23 +252,19 @@ impl TamTamClient {
                 .header("content-type", "application/json")
                 .body(serde_json::to_vec(body).unwrap_or_default());
         }
-        let resp = self
-            .http
-            .execute(request, idempotence)
-            .await
-            .map_err(|e| {
-                let mut err = PlatformError::no_answer(self.dialect.name(), call, &e, idempotence);
-                if self.dialect == Dialect::Max && is_certificate_error(&e.reason) {
-                    // MAX's certificate chains to the Russian Trusted Root CA (Минцифры), which
-                    // public trust stores lack (§4b.1).
-                    err.kind = PlatformErrorKind::Auth;
-                    err.detail.push_str(
-                        " (TLS: the API's certificate is not trusted; set MAX_CA_PEM to the \
+        let resp = self.http.execute(request, idempotence).await.map_err(|e| {
+            let mut err = PlatformError::no_answer(self.dialect.name(), call, &e, idempotence);
+            if self.dialect == Dialect::Max && is_certificate_error(&e.reason) {
+                // MAX's certificate chains to the Russian Trusted Root CA (Минцифры), which
+                // public trust stores lack (§4b.1).
+                err.kind = PlatformErrorKind::Auth;
+                err.detail.push_str(
+                    " (TLS: the API's certificate is not trusted; set MAX_CA_PEM to the \
                          Russian Trusted Root CA certificate from https://www.gosuslugi.ru/crt)",
-                    );
-                }
-                err
-            })?;
+                );
+            }
+            err
+        })?;
         interpret(self.dialect, call, &resp, idempotence)
     }
 

@@ -118,8 +118,7 @@ pub(crate) fn decode_update(dialect: Dialect, update: Update, me: Option<&BotInf
                 attachments: None,
                 markup: None,
             });
-            if message.recipient.chat_type == "channel"
-                || (!dialog && !addressed_to_bot(&body, me))
+            if message.recipient.chat_type == "channel" || (!dialog && !addressed_to_bot(&body, me))
             {
                 return ignored("group message not addressed to the bot");
             }
@@ -327,15 +326,27 @@ mod tests {
         assert_eq!(e.incoming.kind, IncomingKind::Text("hi there".into()));
         assert_eq!(e.context.reply_to.as_deref(), Some("mid.1"));
         assert!(matches!(
-            decode_update(Dialect::TamTam, created("chat", "/help", 1, false), Some(&me())),
+            decode_update(
+                Dialect::TamTam,
+                created("chat", "/help", 1, false),
+                Some(&me())
+            ),
             Decoded::Event(_)
         ));
         assert!(matches!(
-            decode_update(Dialect::TamTam, created("chat", "just chatting", 1, false), Some(&me())),
+            decode_update(
+                Dialect::TamTam,
+                created("chat", "just chatting", 1, false),
+                Some(&me())
+            ),
             Decoded::Ignored(_)
         ));
         assert!(matches!(
-            decode_update(Dialect::TamTam, created("dialog", "just chatting", 1, false), Some(&me())),
+            decode_update(
+                Dialect::TamTam,
+                created("dialog", "just chatting", 1, false),
+                Some(&me())
+            ),
             Decoded::Event(_)
         ));
     }
@@ -343,11 +354,19 @@ mod tests {
     #[test]
     fn bots_and_the_bot_itself_are_ignored() {
         assert!(matches!(
-            decode_update(Dialect::TamTam, created("dialog", "hi", 2, true), Some(&me())),
+            decode_update(
+                Dialect::TamTam,
+                created("dialog", "hi", 2, true),
+                Some(&me())
+            ),
             Decoded::Ignored(_)
         ));
         assert!(matches!(
-            decode_update(Dialect::TamTam, created("dialog", "hi", 591_000_001, false), Some(&me())),
+            decode_update(
+                Dialect::TamTam,
+                created("dialog", "hi", 591_000_001, false),
+                Some(&me())
+            ),
             Decoded::Ignored(_)
         ));
     }

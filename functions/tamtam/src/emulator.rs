@@ -260,21 +260,21 @@ async fn no_token_in_urls(
     next.run(request).await
 }
 
-/// The credential check of each dialect (PLATFORMS.md §4.1, §4b.1).
+/// The credential check of each dialect (PLATFORMS.md §4.1, §4b.1): the refusal, if any.
 fn authenticate(
     emu: &TamTamEmulator,
     headers: &HeaderMap,
     query: &HashMap<String, String>,
-) -> Result<(), Response> {
+) -> Option<Response> {
     let token = &emu.inner.token;
     match emu.inner.dialect {
-        Dialect::TamTam if query.get("access_token") == Some(token) => Ok(()),
-        Dialect::TamTam => Err(refuse(
+        Dialect::TamTam if query.get("access_token") == Some(token) => None,
+        Dialect::TamTam => Some(refuse(
             StatusCode::FORBIDDEN,
             "verify.token",
             "Invalid access_token",
         )),
-        Dialect::Max if query.contains_key("access_token") => Err(refuse(
+        Dialect::Max if query.contains_key("access_token") => Some(refuse(
             StatusCode::FORBIDDEN,
             "deprecated.token",
             "Query parameter access_token is deprecated, use Authorization header",
@@ -284,9 +284,9 @@ fn authenticate(
                 .get("authorization")
                 .is_some_and(|v| v.as_bytes() == token.as_bytes()) =>
         {
-            Ok(())
+            None
         }
-        Dialect::Max => Err(refuse(
+        Dialect::Max => Some(refuse(
             StatusCode::UNAUTHORIZED,
             "verify.token",
             "Invalid access_token",
@@ -303,11 +303,11 @@ async fn handle(
     path: &'static str,
 ) -> Response {
     let mut ledger = emu.ledger();
-    let refusal = ledger.attempt();
-    if let Err(refused) = authenticate(&emu, &headers, &query) {
+    ledger.attempts += 1;
+    if let Some(refused) = authenticate(&emu, &headers, &query) {
         return refused;
     }
-    if let Some((status, body)) = refusal {
+    if let Some((status, body)) = ledger.next_failure() {
         return (status, Json(body)).into_response();
     }
     let body: Value = if body.is_empty() {
@@ -442,7 +442,9 @@ async fn handle(
                 );
             }
             if max
-                && body["secret"].as_str().is_some_and(|s| !crate::valid_webhook_secret(s))
+                && body["secret"]
+                    .as_str()
+                    .is_some_and(|s| !crate::valid_webhook_secret(s))
             {
                 return refuse(StatusCode::BAD_REQUEST, "proto.payload", "invalid secret");
             }
@@ -452,13 +454,19 @@ async fn handle(
             } else {
                 json!({"url": url, "time": 0, "update_types": body["update_types"], "version": body["version"]})
             };
-            ledger.state.subscriptions.retain(|s| s["url"] != url.as_str());
+            ledger
+                .state
+                .subscriptions
+                .retain(|s| s["url"] != url.as_str());
             ledger.state.subscriptions.push(subscription);
             json!({"success": true})
         }
         ("/subscriptions", "DELETE") => {
             let url = query.get("url").cloned().unwrap_or_default();
-            ledger.state.subscriptions.retain(|s| s["url"] != url.as_str());
+            ledger
+                .state
+                .subscriptions
+                .retain(|s| s["url"] != url.as_str());
             json!({"success": true})
         }
         _ => {

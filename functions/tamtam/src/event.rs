@@ -322,9 +322,10 @@ mod tests {
 
     #[test]
     fn unknown_update_types_decode_to_unknown() {
-        let update: Update =
-            serde_json::from_str(r#"{"update_type":"message_delivered","timestamp":1,"whatever":[1]}"#)
-                .unwrap();
+        let update: Update = serde_json::from_str(
+            r#"{"update_type":"message_delivered","timestamp":1,"whatever":[1]}"#,
+        )
+        .unwrap();
         assert_eq!(update, Update::Unknown);
     }
 }

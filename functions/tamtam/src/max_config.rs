@@ -139,10 +139,7 @@ mod tests {
     use super::*;
 
     fn env<'a>(extra: &[(&'a str, &'a str)]) -> HashMap<&'a str, &'a str> {
-        let mut env = HashMap::from([
-            ("MAX_TOKEN", "tok"),
-            ("MAX_WEBHOOK_SECRET", "s3cret_-X"),
-        ]);
+        let mut env = HashMap::from([("MAX_TOKEN", "tok"), ("MAX_WEBHOOK_SECRET", "s3cret_-X")]);
         env.extend(extra.iter().copied());
         env
     }
@@ -160,12 +157,22 @@ mod tests {
 
     #[test]
     fn the_webhook_secret_follows_maxs_rule() {
-        for bad in ["abcd", "has space", "ünïcode", "a.b.c.d.e", &"x".repeat(257), "a,b,c"] {
+        for bad in [
+            "abcd",
+            "has space",
+            "ünïcode",
+            "a.b.c.d.e",
+            &"x".repeat(257),
+            "a,b,c",
+        ] {
             let err = MaxConfig::from_source(&env(&[("MAX_WEBHOOK_SECRET", bad)]))
                 .map(drop)
                 .unwrap_err()
                 .to_string();
-            assert!(err.starts_with("MAX_WEBHOOK_SECRET is invalid"), "{bad}: {err}");
+            assert!(
+                err.starts_with("MAX_WEBHOOK_SECRET is invalid"),
+                "{bad}: {err}"
+            );
             assert!(!err.contains(bad), "the secret is echoed: {err}");
         }
         for good in ["abcde", "A-Z_0-9", &"x".repeat(256)] {
@@ -197,6 +204,10 @@ mod tests {
             .allowed_subnets
             .unwrap();
         assert_eq!(subnets.len(), 1);
-        assert!(MAX_PUBLISHED_SUBNETS.iter().all(|s| s.parse::<IpNet>().is_ok()));
+        assert!(
+            MAX_PUBLISHED_SUBNETS
+                .iter()
+                .all(|s| s.parse::<IpNet>().is_ok())
+        );
     }
 }

@@ -53,7 +53,9 @@ pub fn webhook_url(url: &str, callback_token: &Secret) -> Result<String, String>
 pub fn max_webhook_url(url: &str) -> Result<String, String> {
     let parsed = url::Url::parse(url).map_err(|e| format!("{url:?} is not a URL: {e}"))?;
     if parsed.scheme() != "https" {
-        return Err("MAX delivers webhooks over HTTPS only: the URL must start with https://".into());
+        return Err(
+            "MAX delivers webhooks over HTTPS only: the URL must start with https://".into(),
+        );
     }
     // `Url` drops a written default port, so any port left is not 443.
     if let Some(port) = parsed.port() {
@@ -178,7 +180,10 @@ mod tests {
         );
         for (bad, says) in [
             ("http://bot.example.com/max", "HTTPS only"),
-            ("https://bot.example.com:8443/max", "port 443 only, not 8443"),
+            (
+                "https://bot.example.com:8443/max",
+                "port 443 only, not 8443",
+            ),
             ("https://bot.example.com:80/max", "not 80"),
             ("bot.example.com/max", "not a URL"),
         ] {

@@ -164,7 +164,13 @@ mod tests {
         for secret in ["new-secret", "old-secret"] {
             assert!(verify_max(&open, &max_request("203.0.113.9", Some(secret))).is_ok());
         }
-        for bad in [None, Some(""), Some("new-secre"), Some("new-secret2"), Some("NEW-SECRET")] {
+        for bad in [
+            None,
+            Some(""),
+            Some("new-secre"),
+            Some("new-secret2"),
+            Some("NEW-SECRET"),
+        ] {
             assert!(
                 matches!(
                     verify_max(&open, &max_request("203.0.113.9", bad)),

@@ -8,8 +8,7 @@
 //! message is recorded and listed at `GET /sent`.
 
 use std::collections::HashMap;
-use std::collections::VecDeque;
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, MutexGuard};
 
 use axum::extract::{Query, State};
 use axum::http::StatusCode;
@@ -17,7 +16,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use hookline::clock::SharedClock;
-use hookline::ring::Ring;
+use hookline::emulator::{Book, Ledger};
 use serde_json::{Value, json};
 
 use crate::usersig::{UserSigError, verify_usersig};
@@ -30,18 +29,15 @@ pub const EMULATOR_SECRET_KEY: &str =
 /// The emulator's default chatbot.
 pub const EMULATOR_BOT_ID: &str = "@RBT#001";
 
-#[derive(Default)]
-struct Ledger {
-    attempts: usize,
-    sent: Ring<Value>,
+/// Tencent's own state beside the shared ledger (whose calls are the sent messages, whose
+/// refusals are `ErrorCode`s).
+#[derive(Debug, Default)]
+struct ImState {
     usersigs: Vec<String>,
     seen_randoms: HashMap<(String, u64), i64>,
     seen_c2c: HashMap<String, i64>,
-    /// Sends to accept, record, and then answer with HTTP 502 (an ambiguous failure).
-    ambiguous: usize,
     /// Chatbot accounts made with `create_robot`.
     robots: Vec<String>,
-    failures: VecDeque<(i64, String)>,
 }
 
 struct Inner {
@@ -49,7 +45,7 @@ struct Inner {
     key: String,
     admin: String,
     clock: SharedClock,
-    ledger: Mutex<Ledger>,
+    ledger: Ledger<(i64, String), ImState>,
 }
 
 /// The emulator. Clones share state.
@@ -79,13 +75,13 @@ impl TencentEmulator {
                 key: key.into(),
                 admin: admin.into(),
                 clock,
-                ledger: Mutex::new(Ledger::default()),
+                ledger: Ledger::new(ImState::default()),
             }),
         }
     }
 
-    fn ledger(&self) -> MutexGuard<'_, Ledger> {
-        self.inner.ledger.lock().unwrap_or_else(|p| p.into_inner())
+    fn ledger(&self) -> MutexGuard<'_, Book<(i64, String), ImState>> {
+        self.inner.ledger.book()
     }
 
     /// The routes, relative to the emulated REST domain.
@@ -125,28 +121,30 @@ impl TencentEmulator {
 
     /// Every accepted message: `{"api", "query", "body"}` (`query` without the UserSig).
     pub fn sent(&self) -> Vec<Value> {
-        self.ledger().sent.to_vec()
+        self.inner.ledger.calls()
     }
 
     /// Calls so far, refused ones included.
     pub fn attempts(&self) -> usize {
-        self.ledger().attempts
+        self.inner.ledger.attempts()
     }
 
     /// The distinct UserSigs presented so far.
     pub fn distinct_usersigs(&self) -> usize {
-        self.ledger().usersigs.len()
+        self.ledger().state.usersigs.len()
     }
 
     /// Makes the next call fail with this `ErrorCode`.
     pub fn fail_next(&self, code: i64, info: &str) {
-        self.ledger().failures.push_back((code, info.into()));
+        self.inner.ledger.fail_next((code, info.into()));
     }
 
     /// Makes the next send go out and then answer HTTP 502, as a gateway that lost the answer
     /// would: the message is posted, the caller cannot know it.
     pub fn post_then_fail_next_send(&self) {
-        self.ledger().ambiguous += 1;
+        self.inner
+            .ledger
+            .post_then_fail_next(StatusCode::BAD_GATEWAY);
     }
 }
 
@@ -184,8 +182,8 @@ async fn handle(
         Err(UserSigError::BadSignature) => return fail(70009, "UserSig signed with another key"),
         Err(UserSigError::Malformed(_)) => return fail(70003, "UserSig invalid"),
     }
-    if !ledger.usersigs.contains(&usersig) {
-        ledger.usersigs.push(usersig);
+    if !ledger.state.usersigs.contains(&usersig) {
+        ledger.state.usersigs.push(usersig);
     }
     if query
         .get("random")
@@ -195,7 +193,7 @@ async fn handle(
     {
         return fail(90001, "random and contenttype=json are required");
     }
-    if let Some((code, info)) = ledger.failures.pop_front() {
+    if let Some((code, info)) = ledger.next_failure() {
         return fail(code, &info);
     }
     let Ok(body) = serde_json::from_slice::<Value>(&body) else {
@@ -213,7 +211,7 @@ async fn handle(
                 .iter()
                 .map(|i| {
                     let id = i["UserID"].as_str().unwrap_or_default();
-                    let known = id == emu.inner.admin || ledger.robots.iter().any(|r| r == id);
+                    let known = id == emu.inner.admin || ledger.state.robots.iter().any(|r| r == id);
                     let status = if known { "Imported" } else { "NotImported" };
                     json!({"UserID": id, "ResultCode": 0, "ResultInfo": "", "AccountStatus": status})
                 })
@@ -229,18 +227,18 @@ async fn handle(
                 .is_some_and(|id| id.starts_with("@RBT#")) =>
         {
             let id = body["UserID"].as_str().unwrap_or_default().to_owned();
-            if !ledger.robots.contains(&id) {
-                ledger.robots.push(id);
+            if !ledger.state.robots.contains(&id) {
+                ledger.state.robots.push(id);
             }
             ledger
-                .sent
+                .calls
                 .push(json!({"api": api, "query": query, "body": body}));
             return Json(json!({"ActionStatus": "OK", "ErrorInfo": "", "ErrorCode": 0}))
                 .into_response();
         }
         "add_group_member" if body["GroupId"].is_string() && body["MemberList"].is_array() => {
             ledger
-                .sent
+                .calls
                 .push(json!({"api": api, "query": query, "body": body}));
             return Json(
                 json!({"ActionStatus": "OK", "ErrorInfo": "", "ErrorCode": 0,
@@ -268,10 +266,14 @@ async fn handle(
     let duplicate = if api == "send_group_msg" {
         // Same Random, same group, within 5 minutes: the same message.
         let key = (target.to_owned(), random);
-        let duplicate = ledger.seen_randoms.get(&key).is_some_and(|t| now - t < 300);
-        ledger.seen_randoms.retain(|_, t| now - *t < 300);
+        let duplicate = ledger
+            .state
+            .seen_randoms
+            .get(&key)
+            .is_some_and(|t| now - t < 300);
+        ledger.state.seen_randoms.retain(|_, t| now - *t < 300);
         if !duplicate {
-            ledger.seen_randoms.insert(key, now);
+            ledger.state.seen_randoms.insert(key, now);
         }
         duplicate
     } else {
@@ -284,10 +286,14 @@ async fn handle(
             body["From_Account"].as_str().unwrap_or(&emu.inner.admin),
             body["MsgBody"]
         );
-        let duplicate = ledger.seen_c2c.get(&key).is_some_and(|t| now - t < 120);
-        ledger.seen_c2c.retain(|_, t| now - *t < 120);
+        let duplicate = ledger
+            .state
+            .seen_c2c
+            .get(&key)
+            .is_some_and(|t| now - t < 120);
+        ledger.state.seen_c2c.retain(|_, t| now - *t < 120);
         if !duplicate {
-            ledger.seen_c2c.insert(key, now);
+            ledger.state.seen_c2c.insert(key, now);
         }
         duplicate
     };
@@ -296,14 +302,14 @@ async fn handle(
             query.iter().filter(|(k, _)| *k != "usersig").collect();
         tracing::info!(api, target, "tencent emulator: the bot sent a message");
         ledger
-            .sent
+            .calls
             .push(json!({"api": api, "query": query, "body": body}));
     }
-    if ledger.ambiguous > 0 {
-        ledger.ambiguous -= 1;
-        return (StatusCode::BAD_GATEWAY, "upstream answer lost").into_response();
+    // Any call carried out so far (not only a send) can lose its answer.
+    if let Some(status) = ledger.post_then_fail.pop_front() {
+        return (status, "upstream answer lost").into_response();
     }
-    let seq = ledger.sent.total();
+    let seq = ledger.calls.total();
     Json(
         json!({"ActionStatus": "OK", "ErrorInfo": "", "ErrorCode": 0, "MsgTime": now, "MsgSeq": seq}),
     )
