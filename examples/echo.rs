@@ -1,5 +1,5 @@
 //! The echo bot (hookline's default; its source is `bots/src/echo.rs`), run as a crate of one's
-//! own would: `cargo run --example echo -- serve`, `cargo run --example echo -- simulate tamtam "/help"`.
+//! own would: `cargo run --example echo -- serve`, `cargo run --example echo -- simulate max "/help"`.
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {

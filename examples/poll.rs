@@ -3,7 +3,7 @@
 //! changes it, and `/results` counts. Each vote is one state item per user and poll, so
 //! concurrent presses and redelivered events can never count a user twice.
 //!
-//! `cargo run --example poll -- serve`, or `-- simulate tamtam "/poll Lunch? | pizza | sushi"`.
+//! `cargo run --example poll -- serve`, or `-- simulate max "/poll Lunch? | pizza | sushi"`.
 
 use hookline::bot::{BotResult, Ctx, Handlers};
 use hookline::model::{Choice, Reply};

@@ -98,7 +98,7 @@ pub fn signature(secret: &Secret, t: i64, body: &[u8]) -> String {
 pub struct ForwardRequest {
     /// [`FORMAT_VERSION`].
     pub version: u32,
-    /// `tailchat`, `tencent`, `dingtalk` or `tamtam`.
+    /// `tailchat`, `tencent`, `dingtalk`, `tamtam` or `max`.
     pub platform: String,
     /// Stable across redeliveries: deduplicate on it.
     pub event_id: String,

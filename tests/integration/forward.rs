@@ -190,6 +190,17 @@ fn the_json_schema_matches_what_is_sent_and_accepted() {
     sent.sort_unstable();
     required.sort_unstable();
     assert_eq!(sent, required);
+    // The platform enum names every platform.
+    let mut platforms: Vec<&str> = defs["request"]["properties"]["platform"]["enum"]
+        .as_array()
+        .expect("the platform enum")
+        .iter()
+        .map(|v| v.as_str().unwrap())
+        .collect();
+    let mut every = hookline_server::testing::PLATFORMS.to_vec();
+    platforms.sort_unstable();
+    every.sort_unstable();
+    assert_eq!(platforms, every);
     // Every reply type of the schema is accepted, and nothing else.
     for reply in defs["reply"]["oneOf"].as_array().unwrap() {
         let kind = reply["properties"]["type"]["const"].as_str().unwrap();

@@ -555,3 +555,75 @@ async fn an_extra_root_from_max_ca_pem_is_trusted_and_only_then() {
         "{max:?}"
     );
 }
+
+#[tokio::test]
+async fn doctor_fails_when_max_has_dropped_our_subscription_and_passes_once_it_is_back() {
+    let emu = TamTamEmulator::max(BOT_TOKEN, BOT_ID, "helper_bot");
+    let api_url = emu.serve_on_loopback().await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let ours = "https://hooks.example.com/max";
+    let env = std::collections::HashMap::from([
+        ("MAX_TOKEN".to_owned(), BOT_TOKEN.to_owned()),
+        ("MAX_WEBHOOK_SECRET".to_owned(), SECRET.to_owned()),
+        ("MAX_API_URL".to_owned(), api_url),
+        ("MAX_WEBHOOK_URL".to_owned(), ours.to_owned()),
+        (
+            "HOOKLINE_DATA_DIR".to_owned(),
+            dir.path().display().to_string(),
+        ),
+    ]);
+    let max_lines = |report: &hookline_server::doctor::Report| -> Vec<String> {
+        report
+            .findings
+            .iter()
+            .filter(|f| f.scope == "max")
+            .map(ToString::to_string)
+            .collect()
+    };
+    emu.add_subscription("https://someone-else.example.com/max");
+    let report = hookline_server::doctor::run(&env).await;
+    let lines = max_lines(&report);
+    assert!(!report.healthy());
+    assert!(lines[0].contains("GET /me ok"), "{lines:?}");
+    assert!(
+        lines[1].contains("FAIL") && lines[1].contains("is not subscribed"),
+        "{lines:?}"
+    );
+    emu.add_subscription(ours);
+    let report = hookline_server::doctor::run(&env).await;
+    let lines = max_lines(&report);
+    assert!(report.healthy(), "{lines:?}");
+    assert!(
+        lines[1].contains("subscribed: https://hooks.example.com/max"),
+        "{lines:?}"
+    );
+    assert!(
+        lines
+            .iter()
+            .all(|l| !l.contains(BOT_TOKEN) && !l.contains(SECRET))
+    );
+    assert!(emu.sent().is_empty(), "doctor posted something");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn serve_subscribes_max_webhook_url_again_when_it_is_gone() {
+    let emu = TamTamEmulator::max(BOT_TOKEN, BOT_ID, "helper_bot");
+    let api_url = emu.serve_on_loopback().await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let ours = "https://hooks.example.com/max";
+    let (mut serve, _base) = crate::serve::start_serve(&[
+        ("HOOKLINE_DATA_DIR", dir.path().display().to_string()),
+        ("MAX_TOKEN", BOT_TOKEN.to_owned()),
+        ("MAX_WEBHOOK_SECRET", SECRET.to_owned()),
+        ("MAX_API_URL", api_url),
+        ("MAX_WEBHOOK_URL", ours.to_owned()),
+    ])
+    .await;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while emu.subscriptions().is_empty() && tokio::time::Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    serve.kill().await.ok();
+    assert_eq!(emu.subscriptions(), vec![ours.to_owned()]);
+    assert_eq!(emu.subscription_details()[0]["secret"], SECRET);
+}

@@ -223,6 +223,7 @@ async fn serve(bot: SharedBot) -> anyhow::Result<()> {
     } else {
         app::Emulators::Off
     };
+    let resubscriber = max_resubscriber(&deps);
     let app = app::build(&ProcessEnv, deps, &base, emulators);
     queue.start().await?;
     eprintln!(
@@ -255,6 +256,24 @@ async fn serve(bot: SharedBot) -> anyhow::Result<()> {
             }
         });
     }
+    // MAX drops a webhook subscription silently after 8 hours of failed deliveries (a server
+    // that was down): with MAX_WEBHOOK_URL set, check it at start and every hour.
+    if let Some((client, url, secret)) = resubscriber {
+        eprintln!(
+            "  max: keeping {} subscribed (checked hourly)",
+            hookline::redact::redact_url(&url)
+        );
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(MAX_RESUBSCRIBE_EVERY);
+            loop {
+                tick.tick().await;
+                if let Err(e) = hookline_max::ensure_subscribed(&client, &url, Some(&secret)).await
+                {
+                    tracing::warn!(error = %e, "MAX subscription check failed; will retry");
+                }
+            }
+        });
+    }
     eprintln!("ready: GET {base}/healthz");
     hookline::runtime::serve_local(app.router, shared.bind, shared.proxies.clone()).await?;
     // Stopped (SIGTERM, Ctrl-C): the webhooks are answered; let the queue's events in flight
@@ -262,6 +281,36 @@ async fn serve(bot: SharedBot) -> anyhow::Result<()> {
     eprintln!("stopping: finishing the queued events in flight");
     queue.shutdown(SHUTDOWN_GRACE).await;
     Ok(())
+}
+
+/// How often `serve` checks that MAX still delivers to `MAX_WEBHOOK_URL`.
+pub const MAX_RESUBSCRIBE_EVERY: std::time::Duration = std::time::Duration::from_secs(3600);
+
+/// The client, URL and secret of `serve`'s MAX subscription check: a live MAX bot with
+/// `MAX_WEBHOOK_URL` set (a bad value is reported, and the check left out).
+fn max_resubscriber(
+    deps: &Deps,
+) -> Option<(hookline_max::MaxClient, String, hookline::secret::Secret)> {
+    let url = hookline::config::optional(&ProcessEnv, "MAX_WEBHOOK_URL")?;
+    hookline::config::optional(&ProcessEnv, "MAX_TOKEN")?;
+    let checked = hookline_max::max_webhook_url(&url)
+        .map_err(|e| format!("MAX_WEBHOOK_URL: {e}"))
+        .and_then(|url| {
+            hookline_max::MaxConfig::from_env()
+                .map(|config| (config, url))
+                .map_err(|e| e.to_string())
+        });
+    match checked {
+        Ok((config, url)) => Some((
+            hookline_max::MaxClient::max(&config, deps),
+            url,
+            config.webhook_secret().clone(),
+        )),
+        Err(e) => {
+            tracing::error!(error = %e, "no MAX subscription check");
+            None
+        }
+    }
 }
 
 /// How long a stopping `serve` waits for the queued events in flight (Docker's and systemd's
