@@ -627,3 +627,101 @@ async fn serve_subscribes_max_webhook_url_again_when_it_is_gone() {
     assert_eq!(emu.subscriptions(), vec![ours.to_owned()]);
     assert_eq!(emu.subscription_details()[0]["secret"], SECRET);
 }
+
+/// MAX's per-chat limit through each store: six callers at once, each given its slot only when
+/// no more than two were given in the last second.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_per_chat_limit_holds_across_concurrent_callers_on_both_stores() {
+    let clock: SharedClock = Arc::new(SystemClock);
+    let (embedded, _dir) = support::embedded(clock.clone());
+    let mut stores = vec![("embedded", embedded, None)];
+    if let Some((dynamo, guard)) = crate::store_contract::dynamodb(clock.clone()).await {
+        stores.push(("dynamodb", dynamo, guard));
+    }
+    for (name, store, _guard) in stores {
+        let limits = hookline_tamtam::limits::RateLimits::new(store, clock.clone(), "fp");
+        let start = tokio::time::Instant::now();
+        let tasks: Vec<_> = (0..6)
+            .map(|_| {
+                let limits = limits.clone();
+                tokio::spawn(async move {
+                    limits.acquire(Some(-70_801_090_403_050)).await.unwrap();
+                    tokio::time::Instant::now()
+                })
+            })
+            .collect();
+        let mut at = Vec::new();
+        for task in tasks {
+            at.push(task.await.unwrap());
+        }
+        at.sort();
+        for w in at.windows(3) {
+            assert!(
+                w[2] - w[0] >= Duration::from_millis(900),
+                "{name}: 3 slots within {:?}",
+                w[2] - w[0]
+            );
+        }
+        assert!(
+            at[5] - start < Duration::from_secs(5),
+            "{name}: {:?}",
+            at[5] - start
+        );
+    }
+}
+
+/// A writer the test reads back: what the adapter logged.
+#[derive(Clone, Default)]
+struct Captured(Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl std::io::Write for Captured {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+#[tokio::test]
+async fn the_source_address_is_logged_and_neither_the_token_nor_the_secret_is() {
+    let captured = Captured::default();
+    let writer = captured.clone();
+    let subscriber = tracing_subscriber::fmt()
+        .with_max_level(tracing::Level::DEBUG)
+        .with_ansi(false)
+        .with_writer(move || writer.clone())
+        .finish();
+    // This test's thread only (the current-thread runtime polls everything on it).
+    let _guard = tracing::subscriber::set_default(subscriber);
+    let h = harness().await;
+    assert_eq!(
+        h.deliver(&dialog("mid.log", Some(11), "hi")).await,
+        StatusCode::OK
+    );
+    assert_eq!(
+        h.deliver_as(
+            "198.51.100.23",
+            Some("wrong-secret"),
+            &dialog("mid.x", Some(11), "x")
+        )
+        .await,
+        StatusCode::UNAUTHORIZED
+    );
+    let log = String::from_utf8(captured.0.lock().unwrap().clone()).unwrap();
+    assert!(
+        log.contains("MAX webhook source address") && log.contains("203.0.113.7"),
+        "{log}"
+    );
+    assert!(
+        log.contains("198.51.100.23"),
+        "the refused source is logged too: {log}"
+    );
+    assert!(!log.contains(BOT_TOKEN), "the token was logged: {log}");
+    assert!(!log.contains(SECRET), "the secret was logged: {log}");
+    assert!(
+        !log.contains("wrong-secret"),
+        "a presented secret was logged: {log}"
+    );
+}

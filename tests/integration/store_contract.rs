@@ -33,7 +33,7 @@ pub fn dynamo_config(endpoint: &str) -> aws_sdk_dynamodb::config::Builder {
         .endpoint_url(endpoint)
 }
 
-async fn dynamodb(clock: SharedClock) -> Option<(SharedStore, Guard)> {
+pub(crate) async fn dynamodb(clock: SharedClock) -> Option<(SharedStore, Guard)> {
     let endpoint = support::dynamodb_endpoint()?;
     let table = format!("hookline-test-{:016x}", support::rand_id());
     let client = aws_sdk_dynamodb::Client::from_conf(dynamo_config(&endpoint).build());
