@@ -72,6 +72,11 @@ impl<F, S> Ledger<F, S> {
         self.book().calls.to_vec()
     }
 
+    /// Calls carried out so far, including those the ring no longer holds.
+    pub fn total(&self) -> usize {
+        self.book().calls.total()
+    }
+
     /// Calls asked for so far, refused ones included.
     pub fn attempts(&self) -> usize {
         self.book().attempts

@@ -2,11 +2,13 @@
 #![allow(clippy::unwrap_used)] // a panic is how a test fails
 
 mod bot_api; // a bot's errors and panics through the real pipeline (hookline_server::testing), also under Lambda
+mod crash; // kill -9 of serve under load: restart, redeliver, nothing twice, nothing acknowledged lost
 mod deferred; // deferred mode: webhook → SQS (moto) → worker, retries, the dead-letter queue, partial batches
 mod deploy; // infra/: the SAM template against the binaries and their variables; the sample events
 mod dingtalk; // DingTalk fixtures, the notify endpoint, the sliding-window budget and digests
 mod doctor; // hookline doctor against the emulators: credentials checked, nothing sent, no secret printed
 mod fake_lambda;
+mod footprint; // one TLS and HTTP stack in Cargo.lock
 mod forward; // the forward bridge: the Python example behind serve, the retry rule, the JSON Schema // a fake Lambda Runtime API and a function process started against it
 mod lambda; // the hookline-tailchat binary driven through a fake Lambda Runtime API
 mod max; // MAX: the secret header, subnets, Authorization only, limits, setup and the scheduled check, MAX_CA_PEM over loopback TLS

@@ -122,6 +122,11 @@ impl TailchatEmulator {
         self.inner.ledger.attempts()
     }
 
+    /// Accepted `sendMessage` calls so far, including those [`Self::sent`] no longer lists.
+    pub fn sent_total(&self) -> usize {
+        self.inner.ledger.total()
+    }
+
     /// The bodies of every accepted `sendMessage`, in order.
     pub fn sent(&self) -> Vec<Value> {
         self.inner.ledger.calls()

@@ -1,8 +1,15 @@
 //! The embedded backend: one redb file, ACID, one writer at a time.
 //!
-//! redb serialises write transactions, so read-check-write inside one transaction is atomic,
-//! which is all `put_if_absent` and `add` need. redb is synchronous; every operation runs on the
-//! blocking pool so a commit's fsync never stalls the async workers.
+//! **Group commit.** Every write (put, compare-and-set, delete) goes to one committer thread,
+//! which takes whatever writes are waiting, applies them in order inside **one** write
+//! transaction (a compare-and-set sees the writes before it in the batch, so racing claims still
+//! have exactly one winner), commits once — one fsync — and only then answers each caller. A
+//! caller's write is durable when its call returns, exactly as with a transaction of its own (a
+//! claim before the bot runs, a completion before the platform's success answer), but
+//! concurrent events share fsyncs: while one commit is on disk the next writes queue and go
+//! together. Nothing waits on purpose: a lone write commits at once. A failed commit fails every
+//! write of its batch, and none of them is applied. Reads are redb read transactions on the
+//! blocking pool, seeing what was committed.
 //!
 //! The file holds cached credentials and chats' notes: it is created `0600` in a folder created
 //! `0700`. Expired items are invisible at once and deleted by a sweep at open and then at most
@@ -11,7 +18,8 @@
 
 use std::path::Path;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+use std::sync::{Mutex, mpsc};
 
 use async_trait::async_trait;
 use redb::{Database, ReadableDatabase, ReadableTable, ReadableTableMetadata, TableDefinition};
@@ -32,12 +40,149 @@ struct Record {
 /// How often, at most, expired items are deleted (seconds).
 pub const SWEEP_EVERY_S: i64 = 600;
 
+/// The most writes one commit takes (the rest wait for the next one).
+pub const MAX_BATCH: usize = 256;
+
 /// The embedded (redb) store.
 #[derive(Clone)]
 pub struct EmbeddedStore {
     db: Arc<Database>,
     clock: SharedClock,
     last_sweep: Arc<AtomicI64>,
+    committer: Arc<Committer>,
+    commits: Arc<AtomicU64>,
+}
+
+/// The committer thread's end of the store. Dropped with the last clone of the store: it closes
+/// the queue and waits for the thread, so the file is released when the store is gone (a
+/// restart in the same process, a test, `setup` after `serve` can open it at once).
+struct Committer {
+    writes: Mutex<Option<mpsc::Sender<Write>>>,
+    thread: Mutex<Option<std::thread::JoinHandle<()>>>,
+}
+
+impl Drop for Committer {
+    fn drop(&mut self) {
+        drop(self.writes.lock().unwrap_or_else(|p| p.into_inner()).take());
+        if let Some(thread) = self.thread.lock().unwrap_or_else(|p| p.into_inner()).take() {
+            // It finishes the batch in hand (a commit) and ends.
+            let _ = thread.join();
+        }
+    }
+}
+
+/// One write of a batch.
+#[derive(Debug)]
+enum Op {
+    Put(Key, Vec<u8>),
+    CompareAndSet(Key, Option<String>, Vec<u8>),
+    Delete(Key),
+    DeleteIf(Key, String),
+}
+
+/// A write and where its outcome goes.
+struct Write {
+    op: Op,
+    done: tokio::sync::oneshot::Sender<Result<bool, StoreError>>,
+}
+
+/// Applies `op` inside the batch's transaction; whether it changed anything (a compare-and-set
+/// that did not match, a conditional delete of something else: `false`).
+fn apply(
+    table: &mut redb::Table<'_, (&'static str, &'static str), &'static [u8]>,
+    op: &Op,
+    now: i64,
+) -> Result<bool, StoreError> {
+    match op {
+        Op::Put(key, bytes) => {
+            table
+                .insert((key.pk.as_str(), key.sk.as_str()), bytes.as_slice())
+                .map_err(unavailable)?;
+            Ok(true)
+        }
+        Op::CompareAndSet(key, expected, bytes) => {
+            let k = (key.pk.as_str(), key.sk.as_str());
+            if live_in(table, k, now)?.map(|r| r.v) == *expected {
+                table.insert(k, bytes.as_slice()).map_err(unavailable)?;
+                Ok(true)
+            } else {
+                Ok(false)
+            }
+        }
+        Op::Delete(key) => {
+            table
+                .remove((key.pk.as_str(), key.sk.as_str()))
+                .map_err(unavailable)?;
+            Ok(true)
+        }
+        Op::DeleteIf(key, value) => {
+            let k = (key.pk.as_str(), key.sk.as_str());
+            if live_in(table, k, now)?.is_some_and(|r| r.v == *value) {
+                table.remove(k).map_err(unavailable)?;
+                Ok(true)
+            } else {
+                Ok(false)
+            }
+        }
+    }
+}
+
+/// Applies a batch in one transaction and commits it once (not at all when nothing changed):
+/// each write's outcome, or the error that failed them all. An op whose own step fails (an
+/// unreadable record) fails alone; it changed nothing.
+fn commit_batch(
+    db: &Database,
+    ops: &[&Op],
+    now: i64,
+) -> Result<Vec<Result<bool, StoreError>>, StoreError> {
+    let txn = db.begin_write().map_err(unavailable)?;
+    let outcomes: Vec<Result<bool, StoreError>> = {
+        let mut table = txn.open_table(ITEMS).map_err(unavailable)?;
+        ops.iter().map(|op| apply(&mut table, op, now)).collect()
+    };
+    if outcomes.iter().any(|o| matches!(o, Ok(true))) {
+        txn.commit().map_err(unavailable)?;
+    } else {
+        txn.abort().map_err(unavailable)?;
+    }
+    Ok(outcomes)
+}
+
+/// The committer: one batch per commit until every sender is gone.
+fn run_committer(
+    db: Arc<Database>,
+    clock: SharedClock,
+    commits: Arc<AtomicU64>,
+    queue: mpsc::Receiver<Write>,
+) {
+    while let Ok(first) = queue.recv() {
+        let mut batch = vec![first];
+        while batch.len() < MAX_BATCH {
+            match queue.try_recv() {
+                Ok(next) => batch.push(next),
+                Err(_) => break,
+            }
+        }
+        let ops: Vec<&Op> = batch.iter().map(|w| &w.op).collect();
+        let outcome = commit_batch(&db, &ops, clock.now_s());
+        commits.fetch_add(1, Ordering::Relaxed);
+        match outcome {
+            Ok(outcomes) => {
+                for (write, outcome) in batch.into_iter().zip(outcomes) {
+                    // A caller that stopped waiting does not stop the others.
+                    let _ = write.done.send(outcome);
+                }
+            }
+            Err(e) => {
+                let reason = e.to_string();
+                for write in batch {
+                    let _ = write
+                        .done
+                        .send(Err(StoreError::Unavailable(reason.clone())));
+                }
+            }
+        }
+    }
 }
 
 impl std::fmt::Debug for EmbeddedStore {
@@ -86,11 +231,37 @@ impl EmbeddedStore {
         txn.commit().map_err(unavailable)?;
         let now = clock.now_s();
         sweep(&db, now)?;
+        Self::start(db, clock, now)
+    }
+
+    /// The store over an opened database, with its committer thread (which ends with the last
+    /// clone of the store).
+    fn start(db: Database, clock: SharedClock, now: i64) -> Result<Self, StoreError> {
+        let db = Arc::new(db);
+        let commits = Arc::new(AtomicU64::new(0));
+        let (writes, queue) = mpsc::channel();
+        let (committer_db, committer_clock, committer_commits) =
+            (Arc::clone(&db), clock.clone(), Arc::clone(&commits));
+        let thread = std::thread::Builder::new()
+            .name("hookline-store-commit".into())
+            .spawn(move || run_committer(committer_db, committer_clock, committer_commits, queue))
+            .map_err(|e| unavailable(format!("cannot start the committer: {e}")))?;
         Ok(Self {
-            db: Arc::new(db),
+            db,
             clock,
             last_sweep: Arc::new(AtomicI64::new(now)),
+            committer: Arc::new(Committer {
+                writes: Mutex::new(Some(writes)),
+                thread: Mutex::new(Some(thread)),
+            }),
+            commits,
         })
+    }
+
+    /// Commits so far (one per batch of writes): with [`StateStore`] writes counted by the
+    /// caller, how many fsyncs concurrent writes shared.
+    pub fn commits(&self) -> u64 {
+        self.commits.load(Ordering::Relaxed)
     }
 
     /// A store in memory only, gone with the process: for tests (`hookline::testing`).
@@ -102,11 +273,7 @@ impl EmbeddedStore {
         txn.open_table(ITEMS).map_err(unavailable)?;
         txn.commit().map_err(unavailable)?;
         let now = clock.now_s();
-        Ok(Self {
-            db: Arc::new(db),
-            clock,
-            last_sweep: Arc::new(AtomicI64::new(now)),
-        })
+        Self::start(db, clock, now)
     }
 
     /// Deletes every expired item now; returns how many.
@@ -114,14 +281,24 @@ impl EmbeddedStore {
         self.blocking(sweep).await
     }
 
-    /// Runs a write; when a sweep is due, the first writer to see it starts one in the
-    /// background (the write's caller does not wait for it).
-    async fn write<T, F>(&self, f: F) -> Result<T, StoreError>
-    where
-        T: Send + 'static,
-        F: FnOnce(&Database, i64) -> Result<T, StoreError> + Send + 'static,
-    {
-        let out = self.blocking(f).await?;
+    /// Hands a write to the committer and waits until its batch is committed; when a sweep is
+    /// due, the first writer to see it starts one in the background (the write's caller does
+    /// not wait for it).
+    async fn write(&self, op: Op) -> Result<bool, StoreError> {
+        let (done, outcome) = tokio::sync::oneshot::channel();
+        let sent = self
+            .committer
+            .writes
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .as_ref()
+            .map(|writes| writes.send(Write { op, done }));
+        if !matches!(sent, Some(Ok(()))) {
+            return Err(unavailable("the committer has stopped"));
+        }
+        let out = outcome
+            .await
+            .map_err(|_| unavailable("the committer has stopped"))??;
         let now = self.clock.now_s();
         let last = self.last_sweep.load(Ordering::Relaxed);
         if now - last >= SWEEP_EVERY_S
@@ -247,18 +424,8 @@ impl StateStore for EmbeddedStore {
     }
 
     async fn put(&self, key: &Key, value: &str, expires_at: Option<i64>) -> Result<(), StoreError> {
-        let (key, bytes) = (key.clone(), encode(value, expires_at)?);
-        self.write(move |db, _| {
-            let txn = db.begin_write().map_err(unavailable)?;
-            {
-                let mut table = txn.open_table(ITEMS).map_err(unavailable)?;
-                table
-                    .insert((key.pk.as_str(), key.sk.as_str()), bytes.as_slice())
-                    .map_err(unavailable)?;
-            }
-            txn.commit().map_err(unavailable)
-        })
-        .await
+        let bytes = encode(value, expires_at)?;
+        self.write(Op::Put(key.clone(), bytes)).await.map(drop)
     }
 
     async fn compare_and_set(
@@ -268,68 +435,22 @@ impl StateStore for EmbeddedStore {
         value: &str,
         expires_at: Option<i64>,
     ) -> Result<bool, StoreError> {
-        let (key, bytes) = (key.clone(), encode(value, expires_at)?);
-        let expected = expected.map(str::to_owned);
-        self.write(move |db, now| {
-            let txn = db.begin_write().map_err(unavailable)?;
-            let written = {
-                let mut table = txn.open_table(ITEMS).map_err(unavailable)?;
-                let k = (key.pk.as_str(), key.sk.as_str());
-                let current = live_in(&table, k, now)?;
-                if current.map(|r| r.v) == expected {
-                    table.insert(k, bytes.as_slice()).map_err(unavailable)?;
-                    true
-                } else {
-                    false
-                }
-            };
-            if written {
-                txn.commit().map_err(unavailable)?;
-            } else {
-                txn.abort().map_err(unavailable)?;
-            }
-            Ok(written)
-        })
+        let bytes = encode(value, expires_at)?;
+        self.write(Op::CompareAndSet(
+            key.clone(),
+            expected.map(str::to_owned),
+            bytes,
+        ))
         .await
     }
 
     async fn delete(&self, key: &Key) -> Result<(), StoreError> {
-        let key = key.clone();
-        self.write(move |db, _| {
-            let txn = db.begin_write().map_err(unavailable)?;
-            {
-                let mut table = txn.open_table(ITEMS).map_err(unavailable)?;
-                table
-                    .remove((key.pk.as_str(), key.sk.as_str()))
-                    .map_err(unavailable)?;
-            }
-            txn.commit().map_err(unavailable)
-        })
-        .await
+        self.write(Op::Delete(key.clone())).await.map(drop)
     }
 
     async fn delete_if(&self, key: &Key, value: &str) -> Result<bool, StoreError> {
-        let (key, value) = (key.clone(), value.to_owned());
-        self.write(move |db, now| {
-            let txn = db.begin_write().map_err(unavailable)?;
-            let deleted = {
-                let mut table = txn.open_table(ITEMS).map_err(unavailable)?;
-                let k = (key.pk.as_str(), key.sk.as_str());
-                if live_in(&table, k, now)?.is_some_and(|r| r.v == value) {
-                    table.remove(k).map_err(unavailable)?;
-                    true
-                } else {
-                    false
-                }
-            };
-            if deleted {
-                txn.commit().map_err(unavailable)?;
-            } else {
-                txn.abort().map_err(unavailable)?;
-            }
-            Ok(deleted)
-        })
-        .await
+        self.write(Op::DeleteIf(key.clone(), value.to_owned()))
+            .await
     }
 
     async fn query_prefix(
@@ -428,6 +549,73 @@ mod tests {
             waited += 1;
         }
         assert_eq!(stored(&store), 2, "old is gone: keep, and new");
+    }
+
+    #[test]
+    fn a_batch_is_one_transaction_in_which_each_write_sees_the_ones_before_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let (store, clock) = store(dir.path());
+        let claim =
+            |v: &str| Op::CompareAndSet(Key::new("p", "evt"), None, encode(v, None).unwrap());
+        let (a, b) = (claim("a"), claim("b"));
+        let release = Op::DeleteIf(Key::new("p", "evt"), "a".into());
+        let c = claim("c");
+        let put = Op::Put(Key::new("p", "other"), encode("x", None).unwrap());
+        let outcomes = commit_batch(&store.db, &[&a, &b, &release, &c, &put], clock.now_s())
+            .unwrap()
+            .into_iter()
+            .map(Result::unwrap)
+            .collect::<Vec<_>>();
+        // Two racing claims: one wins. The winner releases; a later claim then wins.
+        assert_eq!(outcomes, [true, false, true, true, true]);
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap();
+        let value = |k: &str| {
+            rt.block_on(store.get(&Key::new("p", k)))
+                .unwrap()
+                .map(|i| i.value)
+        };
+        assert_eq!(value("evt").as_deref(), Some("c"));
+        assert_eq!(value("other").as_deref(), Some("x"));
+        // Nothing changed: no commit (no fsync) at all.
+        let lost = claim("d");
+        assert_eq!(
+            commit_batch(&store.db, &[&lost], clock.now_s()).unwrap()[0]
+                .as_ref()
+                .unwrap(),
+            &false
+        );
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn concurrent_writes_share_commits_and_each_is_durable_when_it_returns() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("data/state.redb");
+        let clock = Arc::new(ManualClock::new(1_700_000_000_000));
+        let store = EmbeddedStore::open(&path, clock.clone()).unwrap();
+        let tasks: Vec<_> = (0..64)
+            .map(|i| {
+                let store = store.clone();
+                tokio::spawn(async move {
+                    let key = Key::new("p", format!("evt{i}"));
+                    let won = store.put_if_absent(&key, "claimed", None).await.unwrap();
+                    let again = store.put_if_absent(&key, "claimed", None).await.unwrap();
+                    (won, again)
+                })
+            })
+            .collect();
+        for task in tasks {
+            assert_eq!(task.await.unwrap(), (true, false));
+        }
+        let commits = store.commits();
+        // 64 claims that changed something: at most 64 commits, and every duplicate claim
+        // (which changes nothing) shared a commit or needed none.
+        assert!((1..=64).contains(&commits), "{commits}");
+        drop(store);
+        // Durable: what the reopened file holds (released as the last clone was dropped).
+        let reopened = EmbeddedStore::open(&path, clock.clone()).unwrap();
+        assert_eq!(reopened.query_prefix("p", "evt").await.unwrap().len(), 64);
     }
 
     #[test]

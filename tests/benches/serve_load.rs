@@ -1,0 +1,406 @@
+//! `hookline serve` under load, against its ceiling: the same request flow with no store.
+//!
+//! ```sh
+//! cargo build --release --bins && cargo bench -p hookline-tests --bench serve_load
+//! ```
+//!
+//! One Tailchat bot. The platform API is the Tailchat emulator in this process, on loopback.
+//! Sixteen connections (keep-alive) each post callbacks with unique message ids, one after
+//! another; every callback is answered by the echo bot with a reply through the emulator before
+//! its `200`. After a warm-up, several rounds measure answered callbacks per second, p50 and p99
+//! latency, and replies sent against callbacks answered (they must match).
+//!
+//! Two servers, one after the other, each on CPU 0 while this process runs on CPU 1 (where the
+//! machine has two and `taskset` exists):
+//! - `serve`: the release `hookline serve`, its embedded store in a folder on disk (fsync'd);
+//! - `ceiling`: this binary re-run as a server (`--ceiling`) with the same Tailchat router, the
+//!   same echo bot, the same HTTP client, log line and serving stack, but an in-memory map for a
+//!   store: what the flow costs without durability.
+//!
+//! For `serve` it also reports its resident memory: idle after start, idle after the load, and
+//! the peak (`VmHWM`).
+
+#![allow(clippy::unwrap_used, missing_docs)]
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use async_trait::async_trait;
+use hookline::clock::{Clock, SystemClock};
+use hookline::store::{Item, Key, StateStore, StoreError};
+use hookline_tailchat::emulator::TailchatEmulator;
+
+const CONCURRENCY: usize = 16;
+const WARM_UP: Duration = Duration::from_secs(2);
+const ROUND: Duration = Duration::from_secs(5);
+const ROUNDS: usize = 3;
+const TOKEN: &str = "bench-callback-token-0123456789";
+const APP_ID: &str = "tc_6448e822834c12425646f470";
+const APP_SECRET: &str = "V1StGXR8_Z5jdHi6B-myTV1StGXR8_Z5";
+const BOT_USER: &str = "6552f3a0c3b1e2a9d4f01234";
+
+fn release_bin(name: &str) -> PathBuf {
+    let exe = std::env::current_exe().unwrap();
+    let bin = exe.parent().and_then(|p| p.parent()).unwrap().join(name);
+    assert!(
+        bin.exists(),
+        "{} is missing: cargo build --release --bins first",
+        bin.display()
+    );
+    bin
+}
+
+/// The ceiling's store: a map in memory, expiry honoured, nothing durable.
+#[derive(Debug, Default)]
+struct MemoryStore(Mutex<HashMap<(String, String), Item>>);
+
+fn live(item: &Item) -> bool {
+    item.expires_at.is_none_or(|e| SystemClock.now_s() < e)
+}
+
+#[async_trait]
+impl StateStore for MemoryStore {
+    async fn get(&self, key: &Key) -> Result<Option<Item>, StoreError> {
+        let map = self.0.lock().unwrap();
+        Ok(map
+            .get(&(key.pk.clone(), key.sk.clone()))
+            .filter(|i| live(i))
+            .cloned())
+    }
+    async fn put(&self, key: &Key, value: &str, expires_at: Option<i64>) -> Result<(), StoreError> {
+        let item = Item {
+            value: value.to_owned(),
+            expires_at,
+        };
+        self.0
+            .lock()
+            .unwrap()
+            .insert((key.pk.clone(), key.sk.clone()), item);
+        Ok(())
+    }
+    async fn compare_and_set(
+        &self,
+        key: &Key,
+        expected: Option<&str>,
+        value: &str,
+        expires_at: Option<i64>,
+    ) -> Result<bool, StoreError> {
+        let mut map = self.0.lock().unwrap();
+        let k = (key.pk.clone(), key.sk.clone());
+        let current = map.get(&k).filter(|i| live(i)).map(|i| i.value.as_str());
+        if current != expected {
+            return Ok(false);
+        }
+        let item = Item {
+            value: value.to_owned(),
+            expires_at,
+        };
+        map.insert(k, item);
+        Ok(true)
+    }
+    async fn delete(&self, key: &Key) -> Result<(), StoreError> {
+        self.0
+            .lock()
+            .unwrap()
+            .remove(&(key.pk.clone(), key.sk.clone()));
+        Ok(())
+    }
+    async fn delete_if(&self, key: &Key, value: &str) -> Result<bool, StoreError> {
+        let mut map = self.0.lock().unwrap();
+        let k = (key.pk.clone(), key.sk.clone());
+        if map.get(&k).is_some_and(|i| live(i) && i.value == value) {
+            map.remove(&k);
+            return Ok(true);
+        }
+        Ok(false)
+    }
+    async fn query_prefix(
+        &self,
+        pk: &str,
+        sk_prefix: &str,
+    ) -> Result<Vec<(String, Item)>, StoreError> {
+        let map = self.0.lock().unwrap();
+        let mut out: Vec<(String, Item)> = map
+            .iter()
+            .filter(|((p, s), i)| p == pk && s.starts_with(sk_prefix) && live(i))
+            .map(|((_, s), i)| (s.clone(), i.clone()))
+            .collect();
+        out.sort_by(|a, b| a.0.cmp(&b.0));
+        Ok(out)
+    }
+}
+
+/// `--ceiling <port>`: the Tailchat webhook of `serve`, with the store in memory.
+async fn ceiling_server(port: u16) {
+    hookline::telemetry::init_with_default("info");
+    let config = hookline_tailchat::TailchatConfig::from_env().unwrap();
+    let deps = hookline::pipeline::Deps {
+        store: Arc::new(MemoryStore::default()),
+        clock: Arc::new(SystemClock),
+        bot: Arc::new(hookline_bots::echo::bot()),
+        http: hookline::http::HttpClient::new().unwrap(),
+        deferral: Default::default(),
+    };
+    let router = axum::Router::new().nest("/tailchat", hookline_tailchat::router(config, deps));
+    hookline::runtime::serve_local(
+        router,
+        ([127, 0, 0, 1], port).into(),
+        hookline::runtime::TrustedProxies::default(),
+    )
+    .await
+    .unwrap();
+}
+
+fn taskset() -> Option<PathBuf> {
+    let two = std::thread::available_parallelism().is_ok_and(|n| n.get() >= 2);
+    let path = PathBuf::from("/usr/bin/taskset");
+    (two && path.exists()).then_some(path)
+}
+
+/// A server process on CPU 0 (when pinning is possible).
+fn spawn_server(program: &PathBuf, args: &[&str], env: &[(&str, String)]) -> tokio::process::Child {
+    let mut command = match taskset() {
+        Some(taskset) => {
+            let mut c = tokio::process::Command::new(taskset);
+            c.arg("-c").arg("0").arg(program);
+            c
+        }
+        None => tokio::process::Command::new(program),
+    };
+    command
+        .args(args)
+        .env_clear()
+        .envs(env.iter().map(|(k, v)| (*k, v.as_str())))
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap()
+}
+
+fn callback(message_id: &str) -> String {
+    serde_json::json!({
+        "_id": "6553a1f0c3b1e2a9d4f0aa01", "userId": BOT_USER, "type": "message",
+        "payload": {"groupId": "644f7c9d2a1b3c4d5e6f7081", "converseId": "644f7c9d2a1b3c4d5e6f7082",
+                    "messageId": message_id, "messageAuthor": "6448e822834c12425646f473",
+                    "messageSnippet": format!("[at={BOT_USER}]EchoBot[/at] hi")},
+        "createdAt": "2023-11-14T22:13:20.123Z"
+    })
+    .to_string()
+}
+
+static NEXT_ID: AtomicU64 = AtomicU64::new(1);
+
+/// `CONCURRENCY` connections posting until `length` is over: (latencies of answered callbacks,
+/// callbacks not answered 200).
+async fn load(url: &str, length: Duration) -> (Vec<Duration>, usize) {
+    let end = Instant::now() + length;
+    let tasks: Vec<_> = (0..CONCURRENCY)
+        .map(|_| {
+            let url = url.to_owned();
+            tokio::spawn(async move {
+                let http = reqwest::Client::builder()
+                    .pool_max_idle_per_host(1)
+                    .build()
+                    .unwrap();
+                let (mut latencies, mut failed) = (Vec::new(), 0);
+                while Instant::now() < end {
+                    let id = format!("{:024x}", NEXT_ID.fetch_add(1, Ordering::Relaxed));
+                    let t = Instant::now();
+                    let ok = http
+                        .post(&url)
+                        .header("content-type", "application/json")
+                        .body(callback(&id))
+                        .send()
+                        .await
+                        .is_ok_and(|r| r.status() == 200);
+                    if ok {
+                        latencies.push(t.elapsed());
+                    } else {
+                        failed += 1;
+                    }
+                }
+                (latencies, failed)
+            })
+        })
+        .collect();
+    let (mut all, mut failed) = (Vec::new(), 0);
+    for task in tasks {
+        let (l, f) = task.await.unwrap();
+        all.extend(l);
+        failed += f;
+    }
+    (all, failed)
+}
+
+fn kib(pid: u32, field: &str) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    status
+        .lines()
+        .find(|l| l.starts_with(field))
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0)
+}
+
+async fn wait_ready(base: &str) {
+    let http = reqwest::Client::new();
+    for _ in 0..200 {
+        if http
+            .get(format!("{base}/healthz"))
+            .send()
+            .await
+            .is_ok_and(|r| r.status().is_success())
+        {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    panic!("{base} did not start");
+}
+
+/// Runs the rounds against `base`; returns the median round's callbacks per second.
+async fn measure(name: &str, base: &str, emu: &TailchatEmulator) -> f64 {
+    let url = format!("{base}/tailchat?token={TOKEN}");
+    load(&url, WARM_UP).await;
+    let mut rates = Vec::new();
+    for round in 1..=ROUNDS {
+        let before = emu.sent_total();
+        let t = Instant::now();
+        let (mut latencies, failed) = load(&url, ROUND).await;
+        let elapsed = t.elapsed();
+        let replies = emu.sent_total() - before;
+        latencies.sort_unstable();
+        let p = |q: f64| latencies[((latencies.len() - 1) as f64 * q).round() as usize];
+        let rate = latencies.len() as f64 / elapsed.as_secs_f64();
+        rates.push(rate);
+        println!(
+            "{name:<8} round {round}: {rate:>7.0} answered/s   p50 {:>6.2} ms   p99 {:>6.2} ms   replies {replies} / answered {} (not 200: {failed})",
+            p(0.5).as_secs_f64() * 1e3,
+            p(0.99).as_secs_f64() * 1e3,
+            latencies.len(),
+        );
+        assert_eq!(
+            replies,
+            latencies.len(),
+            "{name}: every answered callback, one reply"
+        );
+    }
+    rates.sort_by(f64::total_cmp);
+    rates[rates.len() / 2]
+}
+
+#[tokio::main(flavor = "multi_thread", worker_threads = 2)]
+async fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    if args.iter().any(|a| a == "--list") {
+        println!("serve_load: bench");
+        return;
+    }
+    if let Some(i) = args.iter().position(|a| a == "--ceiling") {
+        ceiling_server(args[i + 1].parse().unwrap()).await;
+        return;
+    }
+    // This process on CPU 1, the server on CPU 0.
+    if std::env::var_os("SERVE_LOAD_PINNED").is_none()
+        && let Some(taskset) = taskset()
+    {
+        let status = std::process::Command::new(taskset)
+            .arg("-c")
+            .arg("1")
+            .args(&args)
+            .env("SERVE_LOAD_PINNED", "1")
+            .status()
+            .unwrap();
+        std::process::exit(status.code().unwrap_or(1));
+    }
+    println!(
+        "pinned: {}; concurrency {CONCURRENCY}, warm-up {WARM_UP:?}, {ROUNDS} rounds of {ROUND:?}",
+        if taskset().is_some() {
+            "server CPU 0, load CPU 1"
+        } else {
+            "no (one CPU or no taskset)"
+        }
+    );
+    let emu = TailchatEmulator::new(APP_ID, APP_SECRET, BOT_USER);
+    let api = emu.serve_on_loopback().await.unwrap();
+    let env = |port: u16, data: &str| {
+        vec![
+            ("TAILCHAT_URL", api.clone()),
+            ("TAILCHAT_APP_ID", APP_ID.to_owned()),
+            ("TAILCHAT_APP_SECRET", APP_SECRET.to_owned()),
+            ("TAILCHAT_CALLBACK_TOKEN", TOKEN.to_owned()),
+            ("HOOKLINE_BIND", format!("127.0.0.1:{port}")),
+            ("HOOKLINE_DATA_DIR", data.to_owned()),
+            ("PATH", std::env::var("PATH").unwrap_or_default()),
+        ]
+    };
+    // The store on disk, beside the build, so that its fsyncs are real.
+    let data = tempfile::tempdir_in(release_bin("hookline").parent().unwrap()).unwrap();
+
+    let port = free_port();
+    let base = format!("http://127.0.0.1:{port}");
+    let mut ceiling = spawn_server(
+        &std::env::current_exe().unwrap(),
+        &["--ceiling", &port.to_string()],
+        &env(port, &data.path().join("unused").display().to_string()),
+    );
+    wait_ready_tailchat(&base).await;
+    let ceiling_rate = measure("ceiling", &base, &emu).await;
+    ceiling.kill().await.unwrap();
+
+    let port = free_port();
+    let base = format!("http://127.0.0.1:{port}");
+    let mut serve = spawn_server(
+        &release_bin("hookline"),
+        &["serve"],
+        &env(port, &data.path().display().to_string()),
+    );
+    wait_ready(&base).await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let pid = serve_pid(&serve);
+    let idle_start = kib(pid, "VmRSS:");
+    let serve_rate = measure("serve", &base, &emu).await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let idle_after = kib(pid, "VmRSS:");
+    let peak = kib(pid, "VmHWM:");
+    serve.kill().await.unwrap();
+    println!(
+        "serve: {serve_rate:.0}/s = {:.0} % of the ceiling's {ceiling_rate:.0}/s (median rounds)",
+        100.0 * serve_rate / ceiling_rate
+    );
+    println!(
+        "serve RSS: idle after start {:.1} MiB, idle after the load {:.1} MiB, peak {:.1} MiB",
+        idle_start as f64 / 1024.0,
+        idle_after as f64 / 1024.0,
+        peak as f64 / 1024.0
+    );
+}
+
+/// The server's own pid: `taskset` execs it, so the child's pid is the server's.
+fn serve_pid(child: &tokio::process::Child) -> u32 {
+    child.id().unwrap()
+}
+
+/// The ceiling serves only /tailchat: ready when a GET there is answered at all.
+async fn wait_ready_tailchat(base: &str) {
+    let http = reqwest::Client::new();
+    for _ in 0..200 {
+        if http.get(format!("{base}/tailchat")).send().await.is_ok() {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    panic!("{base} did not start");
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
