@@ -154,10 +154,13 @@ async fn ceiling_server(port: u16) {
     .unwrap();
 }
 
+/// `taskset`, where there are two CPUs to pin to. Decided once, before this process pins itself
+/// (its own affinity then shows one CPU): the re-run process finds `SERVE_LOAD_PINNED` set.
 fn taskset() -> Option<PathBuf> {
-    let two = std::thread::available_parallelism().is_ok_and(|n| n.get() >= 2);
     let path = PathBuf::from("/usr/bin/taskset");
-    (two && path.exists()).then_some(path)
+    let pinned = std::env::var_os("SERVE_LOAD_PINNED").is_some();
+    let two = std::thread::available_parallelism().is_ok_and(|n| n.get() >= 2);
+    ((pinned || two) && path.exists()).then_some(path)
 }
 
 /// A server process on CPU 0 (when pinning is possible).
@@ -308,6 +311,7 @@ async fn main() {
     if std::env::var_os("SERVE_LOAD_PINNED").is_none()
         && let Some(taskset) = taskset()
     {
+        // Re-run pinned; the servers it starts get CPU 0 through `taskset -c 0`.
         let status = std::process::Command::new(taskset)
             .arg("-c")
             .arg("1")

@@ -318,6 +318,17 @@ impl EmbeddedStore {
         Ok(out)
     }
 
+    /// Runs a read on the calling task: a redb read transaction never waits for a writer (it
+    /// reads the last commit) and takes microseconds on this small file, less than handing it to
+    /// the blocking pool would cost; under load the pool's extra threads and their allocator
+    /// arenas were most of `serve`'s resident memory.
+    fn read<T>(
+        &self,
+        f: impl FnOnce(&Database, i64) -> Result<T, StoreError>,
+    ) -> Result<T, StoreError> {
+        f(&self.db, self.clock.now_s())
+    }
+
     async fn blocking<T, F>(&self, f: F) -> Result<T, StoreError>
     where
         T: Send + 'static,
@@ -406,8 +417,7 @@ fn live_in(
 #[async_trait]
 impl StateStore for EmbeddedStore {
     async fn get(&self, key: &Key) -> Result<Option<Item>, StoreError> {
-        let key = key.clone();
-        self.blocking(move |db, now| {
+        self.read(|db, now| {
             let txn = db.begin_read().map_err(unavailable)?;
             let table = txn.open_table(ITEMS).map_err(unavailable)?;
             let k = (key.pk.as_str(), key.sk.as_str());
@@ -420,7 +430,6 @@ impl StateStore for EmbeddedStore {
                 expires_at: rec.e,
             }))
         })
-        .await
     }
 
     async fn put(&self, key: &Key, value: &str, expires_at: Option<i64>) -> Result<(), StoreError> {
@@ -458,18 +467,15 @@ impl StateStore for EmbeddedStore {
         pk: &str,
         sk_prefix: &str,
     ) -> Result<Vec<(String, Item)>, StoreError> {
-        let (pk, prefix) = (pk.to_owned(), sk_prefix.to_owned());
-        self.blocking(move |db, now| {
+        let (pk, prefix) = (pk, sk_prefix);
+        self.read(|db, now| {
             let txn = db.begin_read().map_err(unavailable)?;
             let table = txn.open_table(ITEMS).map_err(unavailable)?;
             let mut out = Vec::new();
-            for entry in table
-                .range((pk.as_str(), prefix.as_str())..)
-                .map_err(unavailable)?
-            {
+            for entry in table.range((pk, prefix)..).map_err(unavailable)? {
                 let (k, v) = entry.map_err(unavailable)?;
                 let (p, s) = k.value();
-                if p != pk || !s.starts_with(prefix.as_str()) {
+                if p != pk || !s.starts_with(prefix) {
                     break;
                 }
                 let rec = decode((p, s), v.value())?;
@@ -485,7 +491,6 @@ impl StateStore for EmbeddedStore {
             }
             Ok(out)
         })
-        .await
     }
 }
 
