@@ -14,10 +14,10 @@
 
 #![allow(clippy::unwrap_used, missing_docs)]
 
+mod common;
 #[path = "../integration/fake_lambda.rs"]
 mod fake_lambda;
 
-use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use hookline_tailchat::emulator::TailchatEmulator;
@@ -26,25 +26,8 @@ use serde_json::Value;
 const ROUNDS: usize = 20;
 const TOKEN: &str = "bench-callback-token-0123456789";
 
-fn release_bin(name: &str) -> PathBuf {
-    let exe = std::env::current_exe().unwrap();
-    let bin = exe.parent().and_then(|p| p.parent()).unwrap().join(name);
-    assert!(
-        bin.exists(),
-        "{} is missing: cargo build --release --bins first",
-        bin.display()
-    );
-    bin
-}
-
 fn event(message_id: &str) -> Value {
-    let body = serde_json::json!({
-        "_id": "6553a1f0c3b1e2a9d4f0aa01", "userId": "6552f3a0c3b1e2a9d4f01234", "type": "message",
-        "payload": {"groupId": "644f7c9d2a1b3c4d5e6f7081", "converseId": "644f7c9d2a1b3c4d5e6f7082",
-                    "messageId": message_id, "messageAuthor": "6448e822834c12425646f473",
-                    "messageSnippet": "[at=6552f3a0c3b1e2a9d4f01234]EchoBot[/at] hi"},
-        "createdAt": "2023-11-14T22:13:20.123Z"
-    });
+    let body = common::tailchat_mention("6552f3a0c3b1e2a9d4f01234", message_id);
     fake_lambda::function_url_event(
         &format!("token={TOKEN}"),
         body.to_string().as_bytes(),
@@ -77,7 +60,7 @@ async fn main() {
         println!("cold_start: bench");
         return;
     }
-    let bin = release_bin("hookline-tailchat");
+    let bin = common::release_bin("hookline-tailchat");
     let emu = TailchatEmulator::new(
         "tc_6448e822834c12425646f470",
         "V1StGXR8_Z5jdHi6B-myTV1StGXR8_Z5",

@@ -22,6 +22,8 @@
 
 #![allow(clippy::unwrap_used, missing_docs)]
 
+mod common;
+
 use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -41,17 +43,6 @@ const TOKEN: &str = "bench-callback-token-0123456789";
 const APP_ID: &str = "tc_6448e822834c12425646f470";
 const APP_SECRET: &str = "V1StGXR8_Z5jdHi6B-myTV1StGXR8_Z5";
 const BOT_USER: &str = "6552f3a0c3b1e2a9d4f01234";
-
-fn release_bin(name: &str) -> PathBuf {
-    let exe = std::env::current_exe().unwrap();
-    let bin = exe.parent().and_then(|p| p.parent()).unwrap().join(name);
-    assert!(
-        bin.exists(),
-        "{} is missing: cargo build --release --bins first",
-        bin.display()
-    );
-    bin
-}
 
 /// The ceiling's store: a map in memory, expiry honoured, nothing durable.
 #[derive(Debug, Default)]
@@ -185,14 +176,7 @@ fn spawn_server(program: &PathBuf, args: &[&str], env: &[(&str, String)]) -> tok
 }
 
 fn callback(message_id: &str) -> String {
-    serde_json::json!({
-        "_id": "6553a1f0c3b1e2a9d4f0aa01", "userId": BOT_USER, "type": "message",
-        "payload": {"groupId": "644f7c9d2a1b3c4d5e6f7081", "converseId": "644f7c9d2a1b3c4d5e6f7082",
-                    "messageId": message_id, "messageAuthor": "6448e822834c12425646f473",
-                    "messageSnippet": format!("[at={BOT_USER}]EchoBot[/at] hi")},
-        "createdAt": "2023-11-14T22:13:20.123Z"
-    })
-    .to_string()
+    common::tailchat_mention(BOT_USER, message_id).to_string()
 }
 
 static NEXT_ID: AtomicU64 = AtomicU64::new(1);
@@ -343,7 +327,7 @@ async fn main() {
         ]
     };
     // The store on disk, beside the build, so that its fsyncs are real.
-    let data = tempfile::tempdir_in(release_bin("hookline").parent().unwrap()).unwrap();
+    let data = tempfile::tempdir_in(common::release_bin("hookline").parent().unwrap()).unwrap();
 
     let port = free_port();
     let base = format!("http://127.0.0.1:{port}");
@@ -359,7 +343,7 @@ async fn main() {
     let port = free_port();
     let base = format!("http://127.0.0.1:{port}");
     let mut serve = spawn_server(
-        &release_bin("hookline"),
+        &common::release_bin("hookline"),
         &["serve"],
         &env(port, &data.path().display().to_string()),
     );

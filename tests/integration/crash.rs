@@ -20,14 +20,7 @@ const BOT_USER: &str = "6552f3a0c3b1e2a9d4f01234";
 const EVENTS: usize = 600;
 
 fn callback(message_id: &str) -> String {
-    serde_json::json!({
-        "_id": "6553a1f0c3b1e2a9d4f0aa01", "userId": BOT_USER, "type": "message",
-        "payload": {"groupId": "644f7c9d2a1b3c4d5e6f7081", "converseId": "644f7c9d2a1b3c4d5e6f7082",
-                    "messageId": message_id, "messageAuthor": "6448e822834c12425646f473",
-                    "messageSnippet": format!("[at={BOT_USER}]EchoBot[/at] hi")},
-        "createdAt": "2023-11-14T22:13:20.123Z"
-    })
-    .to_string()
+    crate::common::tailchat_mention(BOT_USER, message_id).to_string()
 }
 
 async fn post(http: &reqwest::Client, base: &str, id: &str) -> Option<u16> {

@@ -2,6 +2,8 @@
 #![allow(clippy::unwrap_used)] // a panic is how a test fails
 
 mod bot_api; // a bot's errors and panics through the real pipeline (hookline_server::testing), also under Lambda
+#[path = "../benches/common.rs"]
+mod common; // shared with the benches: release binaries, a Tailchat mention
 mod crash; // kill -9 of serve under load: restart, redeliver, nothing twice, nothing acknowledged lost
 mod deferred; // deferred mode: webhook → SQS (moto) → worker, retries, the dead-letter queue, partial batches
 mod deploy; // infra/: the SAM template against the binaries and their variables; the sample events
