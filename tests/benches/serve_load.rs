@@ -342,14 +342,20 @@ async fn main() {
 
     let port = free_port();
     let base = format!("http://127.0.0.1:{port}");
+    // SERVE_LOAD_BIN: another `hookline` to measure, e.g. `target/profiling/hookline` (symbols
+    // kept, for `perf record -p <its pid>` during the rounds).
+    let bin = std::env::var_os("SERVE_LOAD_BIN")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| common::release_bin("hookline"));
     let mut serve = spawn_server(
-        &common::release_bin("hookline"),
+        &bin,
         &["serve"],
         &env(port, &data.path().display().to_string()),
     );
     wait_ready(&base).await;
     tokio::time::sleep(Duration::from_millis(500)).await;
     let pid = serve_pid(&serve);
+    println!("serve: {} (pid {pid})", bin.display());
     let idle_start = kib(pid, "VmRSS:");
     let serve_rate = measure("serve", &base, &emu).await;
     tokio::time::sleep(Duration::from_secs(2)).await;
