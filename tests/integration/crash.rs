@@ -132,6 +132,13 @@ async fn kill_9_under_load_then_redelivery_answers_nothing_twice_and_loses_nothi
         assert!(n <= 1, "{id} answered {n} times");
         if acked.contains(id) {
             assert_eq!(n, 1, "{id} was acknowledged but not answered");
+            // Its completion was durable before the 200: the redelivery is a known duplicate.
+            assert_eq!(
+                statuses[id],
+                Some(200),
+                "{id}: acknowledged, then redelivery got {:?}",
+                statuses[id]
+            );
         }
         // A redelivery is answered 200 (done, or done now) or 409 (a claim the crash left
         // in progress: the platform tries again later).

@@ -3,13 +3,18 @@
 //! **Group commit.** Every write (put, compare-and-set, delete) goes to one committer thread,
 //! which takes whatever writes are waiting, applies them in order inside **one** write
 //! transaction (a compare-and-set sees the writes before it in the batch, so racing claims still
-//! have exactly one winner), commits once — one fsync — and only then answers each caller. A
+//! have exactly one winner), makes the batch durable once and only then answers each caller. A
 //! caller's write is durable when its call returns, exactly as with a transaction of its own (a
 //! claim before the bot runs, a completion before the platform's success answer), but
-//! concurrent events share fsyncs: while one commit is on disk the next writes queue and go
-//! together. Nothing waits on purpose: a lone write commits at once. A failed commit fails every
-//! write of its batch, and none of them is applied. Reads are redb read transactions on the
-//! blocking pool, seeing what was committed.
+//! concurrent events share one sync: while one batch is on disk the next writes queue and go
+//! together. Nothing waits on purpose: a lone write goes at once. A failed batch fails every
+//! write in it, and none of them is applied.
+//!
+//! **Durable in the journal.** A batch is made durable by appending its changes to the journal
+//! beside the file ([`journal`](super::journal): one small sequential write and one
+//! `fdatasync`), after which the transaction commits without durability (readers see it); redb's
+//! own durable commits (every page touched, synced) happen at checkpoints only. Whatever can be
+//! read is durable. Reads are redb read transactions on the calling task, seeing the last commit.
 //!
 //! The file holds cached credentials and chats' notes: it is created `0600` in a folder created
 //! `0700`. Expired items are invisible at once and deleted by a sweep at open and then at most
@@ -25,10 +30,18 @@ use async_trait::async_trait;
 use redb::{Database, ReadableDatabase, ReadableTable, ReadableTableMetadata, TableDefinition};
 use serde::{Deserialize, Serialize};
 
+use super::journal::{CHECKPOINT_AT, Change, Journal};
 use super::{Item, Key, StateStore, StoreError, is_live};
 use crate::clock::SharedClock;
 
 const ITEMS: TableDefinition<(&str, &str), &[u8]> = TableDefinition::new("items");
+
+/// The store's own values: the journal's current tag.
+const META: TableDefinition<&str, u64> = TableDefinition::new("meta");
+const JOURNAL_TAG: &str = "journal_tag";
+
+/// Without writes for this long, the committer checkpoints the journal.
+const IDLE_CHECKPOINT: std::time::Duration = std::time::Duration::from_secs(1);
 
 #[derive(Serialize, Deserialize)]
 struct Record {
@@ -39,6 +52,11 @@ struct Record {
 
 /// How often, at most, expired items are deleted (seconds).
 pub const SWEEP_EVERY_S: i64 = 600;
+
+/// redb's page cache. Its default (1 GiB) lets the cache grow with the file; the items a
+/// webhook reads are the few it just wrote, and a miss is one `pread` of the operating system's
+/// cache.
+const CACHE_BYTES: usize = 4 << 20;
 
 /// The most writes one commit takes (the rest wait for the next one).
 pub const MAX_BATCH: usize = 256;
@@ -130,32 +148,159 @@ fn apply(
 /// Applies a batch in one transaction and commits it once (not at all when nothing changed):
 /// each write's outcome, or the error that failed them all. An op whose own step fails (an
 /// unreadable record) fails alone; it changed nothing.
+///
+/// With a journal, the batch's changes are appended and synced there first and the transaction
+/// is then committed without durability (see [`journal`](super::journal)); without one (the
+/// in-memory store) the commit itself is durable.
 fn commit_batch(
     db: &Database,
     ops: &[&Op],
     now: i64,
+    journal: Option<&mut Journal>,
 ) -> Result<Vec<Result<bool, StoreError>>, StoreError> {
-    let txn = db.begin_write().map_err(unavailable)?;
+    let mut txn = db.begin_write().map_err(unavailable)?;
+    if journal.is_some() {
+        txn.set_durability(redb::Durability::None)
+            .map_err(unavailable)?;
+    }
     let outcomes: Vec<Result<bool, StoreError>> = {
         let mut table = txn.open_table(ITEMS).map_err(unavailable)?;
         ops.iter().map(|op| apply(&mut table, op, now)).collect()
     };
-    if outcomes.iter().any(|o| matches!(o, Ok(true))) {
-        txn.commit().map_err(unavailable)?;
-    } else {
+    let changes: Vec<Change> = ops
+        .iter()
+        .zip(&outcomes)
+        .filter(|(_, o)| matches!(o, Ok(true)))
+        .map(|(op, _)| op.change())
+        .collect();
+    if changes.is_empty() {
         txn.abort().map_err(unavailable)?;
+        return Ok(outcomes);
     }
+    if let Some(journal) = journal
+        && let Err(e) = journal.append(&changes)
+    {
+        txn.abort().map_err(unavailable)?;
+        return Err(unavailable(format!("cannot write the journal: {e}")));
+    }
+    txn.commit().map_err(unavailable)?;
     Ok(outcomes)
 }
 
-/// The committer: one batch per commit until every sender is gone.
+impl Op {
+    /// What this op, having changed something, did: the journal's record of it.
+    fn change(&self) -> Change {
+        match self {
+            Op::Put(key, bytes) | Op::CompareAndSet(key, _, bytes) => {
+                Change::Set(key.pk.clone(), key.sk.clone(), bytes.clone())
+            }
+            Op::Delete(key) | Op::DeleteIf(key, _) => {
+                Change::Remove(key.pk.clone(), key.sk.clone())
+            }
+        }
+    }
+}
+
+/// A durable commit storing a new journal tag: every change so far is in redb for good, and the
+/// journal starts again.
+fn checkpoint(db: &Database, journal: &mut Journal) -> Result<(), StoreError> {
+    let tag = super::journal::new_tag();
+    let txn = db.begin_write().map_err(unavailable)?;
+    txn.open_table(META)
+        .map_err(unavailable)?
+        .insert(JOURNAL_TAG, tag)
+        .map_err(unavailable)?;
+    txn.commit().map_err(unavailable)?;
+    journal.restart(tag);
+    Ok(())
+}
+
+/// Applies the journal's records left by a process that did not close the store (a crash, a
+/// kill) and checkpoints them; returns how many changes there were.
+fn recover(db: &Database, journal: &mut Journal) -> Result<usize, StoreError> {
+    let changes = journal.recover();
+    if changes.is_empty() {
+        return Ok(0);
+    }
+    let tag = super::journal::new_tag();
+    let txn = db.begin_write().map_err(unavailable)?;
+    {
+        let mut table = txn.open_table(ITEMS).map_err(unavailable)?;
+        for change in &changes {
+            match change {
+                Change::Set(pk, sk, bytes) => {
+                    table
+                        .insert((pk.as_str(), sk.as_str()), bytes.as_slice())
+                        .map_err(unavailable)?;
+                }
+                Change::Remove(pk, sk) => {
+                    table
+                        .remove((pk.as_str(), sk.as_str()))
+                        .map_err(unavailable)?;
+                }
+            }
+        }
+        txn.open_table(META)
+            .map_err(unavailable)?
+            .insert(JOURNAL_TAG, tag)
+            .map_err(unavailable)?;
+    }
+    txn.commit().map_err(unavailable)?;
+    journal.restart(tag);
+    Ok(changes.len())
+}
+
+/// The journal tag redb holds, stored first (durably) when there is none yet.
+fn journal_tag(db: &Database) -> Result<u64, StoreError> {
+    let read = db.begin_read().map_err(unavailable)?;
+    if let Some(tag) = read
+        .open_table(META)
+        .map_err(unavailable)?
+        .get(JOURNAL_TAG)
+        .map_err(unavailable)?
+    {
+        return Ok(tag.value());
+    }
+    drop(read);
+    let tag = super::journal::new_tag();
+    let txn = db.begin_write().map_err(unavailable)?;
+    txn.open_table(META)
+        .map_err(unavailable)?
+        .insert(JOURNAL_TAG, tag)
+        .map_err(unavailable)?;
+    txn.commit().map_err(unavailable)?;
+    Ok(tag)
+}
+
+/// The committer: one batch per commit until every sender is gone. With a journal it also
+/// checkpoints: when the journal is half full, after a second without writes, after a failed
+/// batch (whose record the journal may hold although redb does not), and at the end.
 fn run_committer(
     db: Arc<Database>,
     clock: SharedClock,
     commits: Arc<AtomicU64>,
     queue: mpsc::Receiver<Write>,
+    mut journal: Option<Journal>,
 ) {
-    while let Ok(first) = queue.recv() {
+    // Changes committed without durability since the last checkpoint; a failed batch.
+    let (mut unsaved, mut failed) = (false, false);
+    loop {
+        let first = match &mut journal {
+            Some(j) => match queue.recv_timeout(IDLE_CHECKPOINT) {
+                Ok(first) => first,
+                Err(mpsc::RecvTimeoutError::Timeout) => {
+                    if unsaved {
+                        unsaved = checkpoint_or_warn(&db, j);
+                    }
+                    continue;
+                }
+                Err(mpsc::RecvTimeoutError::Disconnected) => break,
+            },
+            None => match queue.recv() {
+                Ok(first) => first,
+                Err(_) => break,
+            },
+        };
         let mut batch = vec![first];
         while batch.len() < MAX_BATCH {
             match queue.try_recv() {
@@ -164,16 +309,34 @@ fn run_committer(
             }
         }
         let ops: Vec<&Op> = batch.iter().map(|w| &w.op).collect();
-        let outcome = commit_batch(&db, &ops, clock.now_s());
+        let outcome = match &mut journal {
+            Some(j) if failed || j.used() >= CHECKPOINT_AT => {
+                // After a failure this must succeed before anything is appended again.
+                match checkpoint(&db, j) {
+                    Ok(()) => {
+                        (unsaved, failed) = (false, false);
+                        commit_batch(&db, &ops, clock.now_s(), Some(j))
+                    }
+                    Err(e) if failed => Err(e),
+                    Err(e) => {
+                        tracing::warn!(error = %e, "could not checkpoint the journal");
+                        commit_batch(&db, &ops, clock.now_s(), Some(j))
+                    }
+                }
+            }
+            j => commit_batch(&db, &ops, clock.now_s(), j.as_mut()),
+        };
         commits.fetch_add(1, Ordering::Relaxed);
         match outcome {
             Ok(outcomes) => {
+                unsaved |= outcomes.iter().any(|o| matches!(o, Ok(true)));
                 for (write, outcome) in batch.into_iter().zip(outcomes) {
                     // A caller that stopped waiting does not stop the others.
                     let _ = write.done.send(outcome);
                 }
             }
             Err(e) => {
+                failed = journal.is_some();
                 let reason = e.to_string();
                 for write in batch {
                     let _ = write
@@ -181,6 +344,22 @@ fn run_committer(
                         .send(Err(StoreError::Unavailable(reason.clone())));
                 }
             }
+        }
+    }
+    if let Some(j) = &mut journal
+        && (unsaved || failed)
+    {
+        checkpoint_or_warn(&db, j);
+    }
+}
+
+/// Checkpoints; returns whether changes remain unsaved (it failed, and said so).
+fn checkpoint_or_warn(db: &Database, journal: &mut Journal) -> bool {
+    match checkpoint(db, journal) {
+        Ok(()) => false,
+        Err(e) => {
+            tracing::warn!(error = %e, "could not checkpoint the journal");
+            true
         }
     }
 }
@@ -219,24 +398,45 @@ impl EmbeddedStore {
         }
         create_private_file(path)
             .map_err(|e| unavailable(format!("cannot create {}: {e}", path.display())))?;
-        let db = Database::create(path).map_err(|e| match e {
-            redb::DatabaseError::DatabaseAlreadyOpen => StoreError::InUse(format!(
-                "{} is in use by another process (a running `hookline serve`?)",
-                path.display()
-            )),
-            e => unavailable(format!("cannot open {}: {e}", path.display())),
-        })?;
+        let db = redb::Builder::new()
+            .set_cache_size(CACHE_BYTES)
+            .create(path)
+            .map_err(|e| match e {
+                redb::DatabaseError::DatabaseAlreadyOpen => StoreError::InUse(format!(
+                    "{} is in use by another process (a running `hookline serve`?)",
+                    path.display()
+                )),
+                e => unavailable(format!("cannot open {}: {e}", path.display())),
+            })?;
         let txn = db.begin_write().map_err(unavailable)?;
         txn.open_table(ITEMS).map_err(unavailable)?;
+        txn.open_table(META).map_err(unavailable)?;
         txn.commit().map_err(unavailable)?;
+        let mut journal_path = path.as_os_str().to_owned();
+        journal_path.push(".journal");
+        let journal_path = std::path::PathBuf::from(journal_path);
+        let mut journal = Journal::open(&journal_path, journal_tag(&db)?)
+            .map_err(|e| unavailable(format!("cannot open {}: {e}", journal_path.display())))?;
+        let recovered = recover(&db, &mut journal)?;
+        if recovered > 0 {
+            tracing::info!(
+                changes = recovered,
+                "applied the journal of a store not closed"
+            );
+        }
         let now = clock.now_s();
         sweep(&db, now)?;
-        Self::start(db, clock, now)
+        Self::start(db, clock, now, Some(journal))
     }
 
     /// The store over an opened database, with its committer thread (which ends with the last
     /// clone of the store).
-    fn start(db: Database, clock: SharedClock, now: i64) -> Result<Self, StoreError> {
+    fn start(
+        db: Database,
+        clock: SharedClock,
+        now: i64,
+        journal: Option<Journal>,
+    ) -> Result<Self, StoreError> {
         let db = Arc::new(db);
         let commits = Arc::new(AtomicU64::new(0));
         let (writes, queue) = mpsc::channel();
@@ -244,7 +444,15 @@ impl EmbeddedStore {
             (Arc::clone(&db), clock.clone(), Arc::clone(&commits));
         let thread = std::thread::Builder::new()
             .name("hookline-store-commit".into())
-            .spawn(move || run_committer(committer_db, committer_clock, committer_commits, queue))
+            .spawn(move || {
+                run_committer(
+                    committer_db,
+                    committer_clock,
+                    committer_commits,
+                    queue,
+                    journal,
+                )
+            })
             .map_err(|e| unavailable(format!("cannot start the committer: {e}")))?;
         Ok(Self {
             db,
@@ -273,7 +481,7 @@ impl EmbeddedStore {
         txn.open_table(ITEMS).map_err(unavailable)?;
         txn.commit().map_err(unavailable)?;
         let now = clock.now_s();
-        Self::start(db, clock, now)
+        Self::start(db, clock, now, None)
     }
 
     /// Deletes every expired item now; returns how many.
@@ -507,6 +715,77 @@ mod tests {
         (store, clock)
     }
 
+    /// A process killed after its writes were acknowledged leaves them in the journal only (its
+    /// commits were not durable): the next open applies them, and ignores records written under
+    /// an older tag.
+    #[tokio::test]
+    async fn writes_left_in_the_journal_by_a_killed_process_are_there_after_reopening() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("data/state.redb");
+        let (first, _) = store(dir.path());
+        first
+            .put(&Key::new("p", "before"), "durable", None)
+            .await
+            .unwrap();
+        drop(first);
+        // What the killed process had acknowledged: records under redb's tag, nothing in redb.
+        let db = Database::open(&path).unwrap();
+        let tag = journal_tag(&db).unwrap();
+        drop(db);
+        let journal_path = dir.path().join("data/state.redb.journal");
+        let mut journal = Journal::open(&journal_path, tag.wrapping_add(1)).unwrap();
+        journal
+            .append(&[Change::Set(
+                "p".into(),
+                "stale".into(),
+                encode("x", None).unwrap(),
+            )])
+            .unwrap();
+        journal.restart(tag);
+        journal
+            .append(&[
+                Change::Set(
+                    "p".into(),
+                    "claimed".into(),
+                    encode("in-progress", None).unwrap(),
+                ),
+                Change::Remove("p".into(), "before".into()),
+            ])
+            .unwrap();
+        journal
+            .append(&[Change::Set(
+                "p".into(),
+                "claimed".into(),
+                encode("completed", None).unwrap(),
+            )])
+            .unwrap();
+        drop(journal);
+
+        let (reopened, _) = store(dir.path());
+        let value = |k: &'static str| {
+            let s = reopened.clone();
+            async move { s.get(&Key::new("p", k)).await.unwrap().map(|i| i.value) }
+        };
+        assert_eq!(value("claimed").await.as_deref(), Some("completed"));
+        assert_eq!(value("before").await, None, "the removal is applied too");
+        assert_eq!(value("stale").await, None, "a record of another tag is not");
+        // Applied once and checkpointed: a second open finds nothing more to apply.
+        reopened
+            .put(&Key::new("p", "before"), "again", None)
+            .await
+            .unwrap();
+        drop(reopened);
+        let (last, _) = store(dir.path());
+        assert_eq!(
+            last.get(&Key::new("p", "before"))
+                .await
+                .unwrap()
+                .map(|i| i.value)
+                .as_deref(),
+            Some("again")
+        );
+    }
+
     #[cfg(unix)]
     #[test]
     fn the_file_and_its_folder_are_private() {
@@ -566,11 +845,16 @@ mod tests {
         let release = Op::DeleteIf(Key::new("p", "evt"), "a".into());
         let c = claim("c");
         let put = Op::Put(Key::new("p", "other"), encode("x", None).unwrap());
-        let outcomes = commit_batch(&store.db, &[&a, &b, &release, &c, &put], clock.now_s())
-            .unwrap()
-            .into_iter()
-            .map(Result::unwrap)
-            .collect::<Vec<_>>();
+        let outcomes = commit_batch(
+            &store.db,
+            &[&a, &b, &release, &c, &put],
+            clock.now_s(),
+            None,
+        )
+        .unwrap()
+        .into_iter()
+        .map(Result::unwrap)
+        .collect::<Vec<_>>();
         // Two racing claims: one wins. The winner releases; a later claim then wins.
         assert_eq!(outcomes, [true, false, true, true, true]);
         let rt = tokio::runtime::Builder::new_current_thread()
@@ -586,7 +870,7 @@ mod tests {
         // Nothing changed: no commit (no fsync) at all.
         let lost = claim("d");
         assert_eq!(
-            commit_batch(&store.db, &[&lost], clock.now_s()).unwrap()[0]
+            commit_batch(&store.db, &[&lost], clock.now_s(), None).unwrap()[0]
                 .as_ref()
                 .unwrap(),
             &false

@@ -16,6 +16,7 @@ use crate::config::SharedConfig;
 
 mod dynamo;
 mod embedded;
+mod journal;
 
 pub use dynamo::DynamoStore;
 pub use embedded::EmbeddedStore;
