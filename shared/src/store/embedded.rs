@@ -250,28 +250,6 @@ fn recover(db: &Database, journal: &mut Journal) -> Result<usize, StoreError> {
     Ok(changes.len())
 }
 
-/// The journal tag redb holds, stored first (durably) when there is none yet.
-fn journal_tag(db: &Database) -> Result<u64, StoreError> {
-    let read = db.begin_read().map_err(unavailable)?;
-    if let Some(tag) = read
-        .open_table(META)
-        .map_err(unavailable)?
-        .get(JOURNAL_TAG)
-        .map_err(unavailable)?
-    {
-        return Ok(tag.value());
-    }
-    drop(read);
-    let tag = super::journal::new_tag();
-    let txn = db.begin_write().map_err(unavailable)?;
-    txn.open_table(META)
-        .map_err(unavailable)?
-        .insert(JOURNAL_TAG, tag)
-        .map_err(unavailable)?;
-    txn.commit().map_err(unavailable)?;
-    Ok(tag)
-}
-
 /// The committer: one batch per commit until every sender is gone. With a journal it also
 /// checkpoints: when the journal is half full, after a second without writes, after a failed
 /// batch (whose record the journal may hold although redb does not), and at the end.
@@ -410,12 +388,26 @@ impl EmbeddedStore {
             })?;
         let txn = db.begin_write().map_err(unavailable)?;
         txn.open_table(ITEMS).map_err(unavailable)?;
-        txn.open_table(META).map_err(unavailable)?;
+        let tag = {
+            let mut meta = txn.open_table(META).map_err(unavailable)?;
+            let stored = meta
+                .get(JOURNAL_TAG)
+                .map_err(unavailable)?
+                .map(|t| t.value());
+            match stored {
+                Some(tag) => tag,
+                None => {
+                    let tag = super::journal::new_tag();
+                    meta.insert(JOURNAL_TAG, tag).map_err(unavailable)?;
+                    tag
+                }
+            }
+        };
         txn.commit().map_err(unavailable)?;
         let mut journal_path = path.as_os_str().to_owned();
         journal_path.push(".journal");
         let journal_path = std::path::PathBuf::from(journal_path);
-        let mut journal = Journal::open(&journal_path, journal_tag(&db)?)
+        let mut journal = Journal::open(&journal_path, tag)
             .map_err(|e| unavailable(format!("cannot open {}: {e}", journal_path.display())))?;
         let recovered = recover(&db, &mut journal)?;
         if recovered > 0 {
@@ -730,7 +722,15 @@ mod tests {
         drop(first);
         // What the killed process had acknowledged: records under redb's tag, nothing in redb.
         let db = Database::open(&path).unwrap();
-        let tag = journal_tag(&db).unwrap();
+        let tag = db
+            .begin_read()
+            .unwrap()
+            .open_table(META)
+            .unwrap()
+            .get(JOURNAL_TAG)
+            .unwrap()
+            .unwrap()
+            .value();
         drop(db);
         let journal_path = dir.path().join("data/state.redb.journal");
         let mut journal = Journal::open(&journal_path, tag.wrapping_add(1)).unwrap();

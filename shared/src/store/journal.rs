@@ -19,16 +19,21 @@
 //! checkpointed. A change is a final value, so applying one again is harmless: a record that
 //! redb already holds (a sweep's durable commit in between) sets the same values again.
 //!
-//! The file is created `0600`, filled with zeros to its capacity once, so that appending never
-//! allocates blocks and a sync flushes data only.
+//! The file is created `0600` and grows with zeros, doubling up to [`CAPACITY`], so that an
+//! append mostly overwrites allocated blocks and its sync flushes data only.
 
 use std::fs::File;
 use std::hash::{BuildHasher, Hasher};
 use std::os::unix::fs::FileExt;
 use std::path::Path;
 
-/// The journal's size at creation; it grows only for a record larger than that.
+/// The size the journal grows to (doubling from [`FIRST_GROWTH`]); beyond it only for a record
+/// larger than what is left.
 pub const CAPACITY: u64 = 2 << 20;
+
+/// The first growth of a new journal: a fresh store (every cold start of a Lambda function on
+/// the embedded store) writes 64 KiB of zeros with its first record, not the whole capacity.
+const FIRST_GROWTH: u64 = 64 * 1024;
 
 /// The committer checkpoints once this much of the journal is used.
 pub const CHECKPOINT_AT: u64 = CAPACITY / 2;
@@ -62,21 +67,17 @@ pub fn new_tag() -> u64 {
 }
 
 impl Journal {
-    /// Opens (creating, `0600`, zero-filled to [`CAPACITY`]) the journal at `path`; records are
-    /// read with [`Journal::recover`] and written under `tag`.
+    /// Opens (creating, `0600`) the journal at `path`; records are read with
+    /// [`Journal::recover`] and written under `tag`.
     pub fn open(path: &Path, tag: u64) -> std::io::Result<Self> {
         let file = open_private(path)?;
-        let len = file.metadata()?.len();
-        let mut journal = Self {
+        let capacity = file.metadata()?.len();
+        Ok(Self {
             file,
             tag,
             at: 0,
-            capacity: len,
-        };
-        if len < CAPACITY {
-            journal.fill_to(CAPACITY)?;
-        }
-        Ok(journal)
+            capacity,
+        })
     }
 
     /// The changes of every whole record written under this journal's tag, in order.
@@ -127,8 +128,10 @@ impl Journal {
         record.extend_from_slice(&payload);
         let end = self.at + record.len() as u64;
         if end > self.capacity {
-            // Larger than what is left: grow (once; rare), so the sync below stays data-only.
-            self.fill_to(end.next_multiple_of(64 * 1024))?;
+            // Grow with zeros, so that later appends overwrite allocated blocks and their syncs
+            // flush data only; this append's sync also makes the new size durable.
+            let grown = (self.capacity * 2).clamp(FIRST_GROWTH, CAPACITY);
+            self.fill_to(grown.max(end.next_multiple_of(FIRST_GROWTH)))?;
         }
         self.file.write_all_at(&record, self.at)?;
         self.file.sync_data()?;
@@ -143,7 +146,7 @@ impl Journal {
         self.at = 0;
     }
 
-    /// Grows the file to `len` with zeros and makes its new size durable.
+    /// Grows the file to `len` with zeros (made durable by the next sync).
     fn fill_to(&mut self, len: u64) -> std::io::Result<()> {
         const CHUNK: usize = 256 * 1024;
         let zeros = vec![0u8; CHUNK];
@@ -153,7 +156,6 @@ impl Journal {
             self.file.write_all_at(&zeros[..n], at)?;
             at += n as u64;
         }
-        self.file.sync_all()?;
         self.capacity = len;
         Ok(())
     }
@@ -252,10 +254,15 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("j");
         let mut j = Journal::open(&path, 7).unwrap();
-        assert_eq!(std::fs::metadata(&path).unwrap().len(), CAPACITY);
+        assert_eq!(
+            std::fs::metadata(&path).unwrap().len(),
+            0,
+            "nothing written at open"
+        );
         j.append(&[set("a", "1"), Change::Remove("pk".into(), "b".into())])
             .unwrap();
         j.append(&[set("a", "2")]).unwrap();
+        assert_eq!(std::fs::metadata(&path).unwrap().len(), FIRST_GROWTH);
         drop(j);
         let j = Journal::open(&path, 7).unwrap();
         assert_eq!(
