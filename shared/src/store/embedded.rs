@@ -734,31 +734,16 @@ mod tests {
         drop(db);
         let journal_path = dir.path().join("data/state.redb.journal");
         let mut journal = Journal::open(&journal_path, tag.wrapping_add(1)).unwrap();
-        journal
-            .append(&[Change::Set(
-                "p".into(),
-                "stale".into(),
-                encode("x", None).unwrap(),
-            )])
-            .unwrap();
+        let set = |sk: &str, v: &str| Change::Set("p".into(), sk.into(), encode(v, None).unwrap());
+        journal.append(&[set("stale", "x")]).unwrap();
         journal.restart(tag);
         journal
             .append(&[
-                Change::Set(
-                    "p".into(),
-                    "claimed".into(),
-                    encode("in-progress", None).unwrap(),
-                ),
+                set("claimed", "in-progress"),
                 Change::Remove("p".into(), "before".into()),
             ])
             .unwrap();
-        journal
-            .append(&[Change::Set(
-                "p".into(),
-                "claimed".into(),
-                encode("completed", None).unwrap(),
-            )])
-            .unwrap();
+        journal.append(&[set("claimed", "completed")]).unwrap();
         drop(journal);
 
         let (reopened, _) = store(dir.path());

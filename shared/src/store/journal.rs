@@ -296,7 +296,12 @@ mod tests {
         j.append(&[set("a", "1")]).unwrap();
         let second = j.used();
         j.append(&[set("b", "2")]).unwrap();
+        let third = j.used();
         j.append(&[set("c", "3")]).unwrap();
+        // Torn: the third record's last bytes never reached the disk.
+        j.file.write_all_at(&[0u8; 4], j.used() - 4).unwrap();
+        assert!(third < j.used() - 4);
+        assert_eq!(j.recover(), vec![set("a", "1"), set("b", "2")]);
         // One flipped byte in the second record's payload.
         let at = second + HEADER as u64 + 6;
         let mut b = [0u8; 1];
