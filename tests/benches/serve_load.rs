@@ -10,8 +10,8 @@
 //! its `200`. After a warm-up, several rounds measure answered callbacks per second, p50 and p99
 //! latency, and replies sent against callbacks answered (they must match).
 //!
-//! Two servers, one after the other, each on CPU 0 while this process runs on CPU 1 (where the
-//! machine has two and `taskset` exists):
+//! Two servers, both on CPU 0 with rounds alternating between them, while this process runs on
+//! CPU 1 (where the machine has two and `taskset` exists):
 //! - `serve`: the release `hookline serve`, its embedded store in a folder on disk (fsync'd);
 //! - `ceiling`: this binary re-run as a server (`--ceiling`) with the same Tailchat router, the
 //!   same echo bot, the same HTTP client, log line and serving stack, but an in-memory map for a
@@ -37,8 +37,8 @@ use hookline_tailchat::emulator::TailchatEmulator;
 
 const CONCURRENCY: usize = 16;
 const WARM_UP: Duration = Duration::from_secs(2);
-const ROUND: Duration = Duration::from_secs(5);
-const ROUNDS: usize = 3;
+const ROUND: Duration = Duration::from_secs(4);
+const ROUNDS: usize = 5;
 const TOKEN: &str = "bench-callback-token-0123456789";
 const APP_ID: &str = "tc_6448e822834c12425646f470";
 const APP_SECRET: &str = "V1StGXR8_Z5jdHi6B-myTV1StGXR8_Z5";
@@ -249,35 +249,34 @@ async fn wait_ready(base: &str) {
     panic!("{base} did not start");
 }
 
-/// Runs the rounds against `base`; returns the median round's callbacks per second.
-async fn measure(name: &str, base: &str, emu: &TailchatEmulator) -> f64 {
+/// One round against `base`: answered callbacks per second and the p99 latency (ms).
+async fn round(name: &str, n: usize, base: &str, emu: &TailchatEmulator) -> (f64, f64) {
     let url = format!("{base}/tailchat?token={TOKEN}");
-    load(&url, WARM_UP).await;
-    let mut rates = Vec::new();
-    for round in 1..=ROUNDS {
-        let before = emu.sent_total();
-        let t = Instant::now();
-        let (mut latencies, failed) = load(&url, ROUND).await;
-        let elapsed = t.elapsed();
-        let replies = emu.sent_total() - before;
-        latencies.sort_unstable();
-        let p = |q: f64| latencies[((latencies.len() - 1) as f64 * q).round() as usize];
-        let rate = latencies.len() as f64 / elapsed.as_secs_f64();
-        rates.push(rate);
-        println!(
-            "{name:<8} round {round}: {rate:>7.0} answered/s   p50 {:>6.2} ms   p99 {:>6.2} ms   replies {replies} / answered {} (not 200: {failed})",
-            p(0.5).as_secs_f64() * 1e3,
-            p(0.99).as_secs_f64() * 1e3,
-            latencies.len(),
-        );
-        assert_eq!(
-            replies,
-            latencies.len(),
-            "{name}: every answered callback, one reply"
-        );
-    }
-    rates.sort_by(f64::total_cmp);
-    rates[rates.len() / 2]
+    let before = emu.sent_total();
+    let t = Instant::now();
+    let (mut latencies, failed) = load(&url, ROUND).await;
+    let elapsed = t.elapsed();
+    let replies = emu.sent_total() - before;
+    latencies.sort_unstable();
+    let p = |q: f64| latencies[((latencies.len() - 1) as f64 * q).round() as usize];
+    let rate = latencies.len() as f64 / elapsed.as_secs_f64();
+    let p99 = p(0.99).as_secs_f64() * 1e3;
+    println!(
+        "{name:<8} round {n}: {rate:>7.0} answered/s   p50 {:>6.2} ms   p99 {p99:>6.2} ms   replies {replies} / answered {} (not 200: {failed})",
+        p(0.5).as_secs_f64() * 1e3,
+        latencies.len(),
+    );
+    assert_eq!(
+        replies,
+        latencies.len(),
+        "{name}: every answered callback, one reply"
+    );
+    (rate, p99)
+}
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(f64::total_cmp);
+    v[v.len() / 2]
 }
 
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
@@ -329,16 +328,17 @@ async fn main() {
     // The store on disk, beside the build, so that its fsyncs are real.
     let data = tempfile::tempdir_in(common::release_bin("hookline").parent().unwrap()).unwrap();
 
+    // Both servers run for the whole bench (the idle one costs nothing) and the rounds
+    // alternate, so that both see the same machine: on a shared 2-core machine the ceiling alone
+    // moved by a third between runs, and a ratio of rounds run side by side holds still.
     let port = free_port();
-    let base = format!("http://127.0.0.1:{port}");
+    let ceiling_base = format!("http://127.0.0.1:{port}");
     let mut ceiling = spawn_server(
         &std::env::current_exe().unwrap(),
         &["--ceiling", &port.to_string()],
         &env(port, &data.path().join("unused").display().to_string()),
     );
-    wait_ready_tailchat(&base).await;
-    let ceiling_rate = measure("ceiling", &base, &emu).await;
-    ceiling.kill().await.unwrap();
+    wait_ready_tailchat(&ceiling_base).await;
 
     let port = free_port();
     let base = format!("http://127.0.0.1:{port}");
@@ -357,14 +357,35 @@ async fn main() {
     let pid = serve_pid(&serve);
     println!("serve: {} (pid {pid})", bin.display());
     let idle_start = kib(pid, "VmRSS:");
-    let serve_rate = measure("serve", &base, &emu).await;
+
+    for url in [&ceiling_base, &base] {
+        load(&format!("{url}/tailchat?token={TOKEN}"), WARM_UP).await;
+    }
+    let (mut ceiling_rates, mut serve_rates, mut ratios, mut p99s) =
+        (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    for n in 1..=ROUNDS {
+        let (c, _) = round("ceiling", n, &ceiling_base, &emu).await;
+        let (r, p99) = round("serve", n, &base, &emu).await;
+        println!(
+            "          round {n}: serve / ceiling = {:.0} %",
+            100.0 * r / c
+        );
+        ceiling_rates.push(c);
+        serve_rates.push(r);
+        ratios.push(r / c);
+        p99s.push(p99);
+    }
     tokio::time::sleep(Duration::from_secs(2)).await;
     let idle_after = kib(pid, "VmRSS:");
     let peak = kib(pid, "VmHWM:");
     serve.kill().await.unwrap();
+    ceiling.kill().await.unwrap();
     println!(
-        "serve: {serve_rate:.0}/s = {:.0} % of the ceiling's {ceiling_rate:.0}/s (median rounds)",
-        100.0 * serve_rate / ceiling_rate
+        "medians of {ROUNDS} alternating rounds: ceiling {:.0}/s, serve {:.0}/s, serve / ceiling {:.0} %, serve p99 {:.2} ms",
+        median(ceiling_rates),
+        median(serve_rates),
+        100.0 * median(ratios),
+        median(p99s),
     );
     println!(
         "serve RSS: idle after start {:.1} MiB, idle after the load {:.1} MiB, peak {:.1} MiB",
