@@ -607,7 +607,8 @@ async fn the_worker_function_answers_a_batch_under_the_lambda_runtime_and_report
         .as_str()
         .unwrap()
         .to_owned();
-    // The worker: the `hookline` binary as the template deploys it, TamTam live on an emulator.
+    // The worker: the `hookline-worker` binary as the template deploys it, TamTam live on an
+    // emulator.
     let emu = TamTamEmulator::new("worker-token", 591_000_001, "helper_bot");
     let api = emu.serve_on_loopback().await.unwrap();
     let dir = tempfile::tempdir().unwrap();
@@ -621,7 +622,8 @@ async fn the_worker_function_answers_a_batch_under_the_lambda_runtime_and_report
         ("TAMTAM_API_URL", api),
         ("RUST_LOG", "info".to_owned()),
     ];
-    let mut lambda = Lambda::start(&support::workspace_bin("hookline"), &env, dir.path()).await;
+    let mut lambda =
+        Lambda::start(&support::workspace_bin("hookline-worker"), &env, dir.path()).await;
     let record = |id: &str, body: &str| {
         serde_json::json!({"messageId": id, "receiptHandle": format!("rh-{id}"), "body": body,
             "attributes": {"ApproximateReceiveCount": "1"}, "eventSource": "aws:sqs"})

@@ -27,7 +27,7 @@ use crate::support::{self, emulator_sent, example_env, workspace_bin};
 
 /// The tests' user-crate stand-in, not a Lambda function of this template. (`hookline`, the
 /// command line, is also deferred mode's worker function.)
-const NOT_FUNCTIONS: [&str; 1] = ["hookline-test-bot"];
+const NOT_FUNCTIONS: [&str; 2] = ["hookline-test-bot", "hookline"];
 
 /// Read by the code, deliberately not set by the template.
 fn exempt(var: &str) -> bool {
@@ -197,8 +197,7 @@ fn reads(f: &Function, values: &HashMap<String, String>) -> BTreeSet<String> {
         panic!("{}: no HOOKLINE_FUNCTION", f.id)
     };
     assert!(
-        f.binary == format!("hookline-{function}")
-            || (f.binary == "hookline" && function == "worker"),
+        f.binary == format!("hookline-{function}"),
         "{}: binary {} for function {function}",
         f.id,
         f.binary
@@ -228,7 +227,7 @@ fn reads(f: &Function, values: &HashMap<String, String>) -> BTreeSet<String> {
             .extend(bot_rec.read.into_inner().unwrap());
     }
     match f.binary.as_str() {
-        "hookline" => {
+        "hookline-worker" => {
             // The worker: its queue settings, and every platform, built as `serve` builds them.
             hookline::queue::QueueConfig::from_source(&rec).unwrap();
             let dir = tempfile::tempdir().unwrap();
@@ -983,10 +982,7 @@ fn the_template_builds_a_crate_of_ones_own_after_use_in_crate() {
         let Some(Setting::Literal(function)) = f.env.get("HOOKLINE_FUNCTION") else {
             panic!("{}: no HOOKLINE_FUNCTION", f.id)
         };
-        let binary = match function.as_str() {
-            "worker" => "hookline".to_owned(),
-            other => format!("hookline-{other}"),
-        };
+        let binary = format!("hookline-{function}");
         assert_eq!(binary, original.binary, "{}", f.id);
         assert!(
             hookline_server::FUNCTIONS.contains(&function.as_str()),
