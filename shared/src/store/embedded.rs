@@ -204,29 +204,30 @@ impl Op {
 /// A durable commit storing a new journal tag: every change so far is in redb for good, and the
 /// journal starts again.
 fn checkpoint(db: &Database, journal: &mut Journal) -> Result<(), StoreError> {
-    let tag = super::journal::new_tag();
-    let txn = db.begin_write().map_err(unavailable)?;
-    txn.open_table(META)
-        .map_err(unavailable)?
-        .insert(JOURNAL_TAG, tag)
-        .map_err(unavailable)?;
-    txn.commit().map_err(unavailable)?;
-    journal.restart(tag);
-    Ok(())
+    checkpoint_with(db, journal, &[])
 }
 
 /// Applies the journal's records left by a process that did not close the store (a crash, a
 /// kill) and checkpoints them; returns how many changes there were.
 fn recover(db: &Database, journal: &mut Journal) -> Result<usize, StoreError> {
     let changes = journal.recover();
-    if changes.is_empty() {
-        return Ok(0);
+    if !changes.is_empty() {
+        checkpoint_with(db, journal, &changes)?;
     }
+    Ok(changes.len())
+}
+
+/// Applies `changes` and a new journal tag in one durable commit, then restarts the journal.
+fn checkpoint_with(
+    db: &Database,
+    journal: &mut Journal,
+    changes: &[Change],
+) -> Result<(), StoreError> {
     let tag = super::journal::new_tag();
     let txn = db.begin_write().map_err(unavailable)?;
     {
         let mut table = txn.open_table(ITEMS).map_err(unavailable)?;
-        for change in &changes {
+        for change in changes {
             match change {
                 Change::Set(pk, sk, bytes) => {
                     table
@@ -247,7 +248,7 @@ fn recover(db: &Database, journal: &mut Journal) -> Result<usize, StoreError> {
     }
     txn.commit().map_err(unavailable)?;
     journal.restart(tag);
-    Ok(changes.len())
+    Ok(())
 }
 
 /// The committer: one batch per commit until every sender is gone. With a journal it also
