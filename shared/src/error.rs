@@ -161,6 +161,31 @@ impl HookError {
         }
     }
 
+    /// The error's kind as the webhook log line and the metrics name it: `unknown_token`,
+    /// `unauthenticated`, `forbidden_source`, `malformed`, `in_progress`, `store`, `config`,
+    /// `bot_retry`, or `platform_<kind>` (`platform_rate_limited`, …).
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Self::UnknownToken => "unknown_token",
+            Self::Unauthenticated(_) => "unauthenticated",
+            Self::ForbiddenSource(_) => "forbidden_source",
+            Self::Malformed(_) => "malformed",
+            Self::InProgress => "in_progress",
+            Self::Store(_) => "store",
+            Self::Config(_) => "config",
+            Self::BotRetry(_) => "bot_retry",
+            Self::Platform(e) => match e.kind {
+                PlatformErrorKind::Auth => "platform_auth",
+                PlatformErrorKind::Permission => "platform_permission",
+                PlatformErrorKind::Rejected => "platform_rejected",
+                PlatformErrorKind::RateLimited => "platform_rate_limited",
+                PlatformErrorKind::Unavailable => "platform_unavailable",
+                PlatformErrorKind::BadResponse => "platform_bad_response",
+                PlatformErrorKind::OutcomeUnknown => "platform_outcome_unknown",
+            },
+        }
+    }
+
     /// The status code for this error.
     pub fn status(&self) -> StatusCode {
         match self {

@@ -20,6 +20,7 @@ pub mod emulator;
 pub mod error;
 pub mod http;
 pub mod idempotency;
+pub mod metrics;
 pub mod model;
 pub mod pipeline;
 pub mod queue;

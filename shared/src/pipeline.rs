@@ -24,8 +24,9 @@ use crate::error::{Disposition, HookError};
 use crate::idempotency::{Claim, DEFAULT_IN_PROGRESS_TTL, DeadLetter, Idempotency, Start};
 use crate::model::{Decoded, Inbound, Platform, Reply};
 use crate::queue::{Attempt, Deferral, Job, Worked, Worker};
-use crate::runtime::{ClientIp, Deadline};
+use crate::runtime::{ClientIp, Deadline, RequestId};
 use crate::store::SharedStore;
+use crate::telemetry::Outcome;
 
 /// The largest webhook body accepted (Tailchat's own limit is 1 MB; no platform sends more).
 pub const MAX_BODY_BYTES: usize = 1024 * 1024;
@@ -170,8 +171,10 @@ pub struct Pipeline<A: Adapter> {
 /// The outcome of the accept half.
 #[derive(Debug)]
 pub enum Accepted<C> {
-    /// Nothing to do: ignored, or a duplicate that was already handled.
-    Done,
+    /// Nothing for the bot.
+    Ignored,
+    /// A duplicate of an event already handled or queued.
+    Duplicate,
     /// Claimed: process it.
     Claimed(Box<Inbound<C>>, crate::store::Key),
     /// Claimed for the queue: put it there.
@@ -199,23 +202,25 @@ impl<A: Adapter> Pipeline<A> {
         &self.adapter
     }
 
-    /// Verify, decode, claim.
+    /// Verify, decode, claim. The event's id goes to `event_id` once decoded.
     pub async fn accept(
         &self,
         request: &RawRequest,
         in_progress_ttl: Duration,
+        event_id: &mut Option<String>,
     ) -> Result<Accepted<A::Context>, HookError> {
         self.adapter.verify(request)?;
         let mut inbound = match self.adapter.decode(request).await? {
             Decoded::Event(inbound) => inbound,
             Decoded::Ignored(reason) => {
                 tracing::info!(platform = %self.adapter.platform(), %reason, "ignored");
-                return Ok(Accepted::Done);
+                return Ok(Accepted::Ignored);
             }
         };
         // The bot's escape hatch to the platform's payload (a reference count, not a copy).
         inbound.incoming.raw = request.body.clone();
         let event = &inbound.incoming.event_id;
+        *event_id = Some(event.0.clone());
         let deferred = self.defers(&inbound.incoming);
         let claim = if deferred {
             self.idempotency
@@ -227,14 +232,7 @@ impl<A: Adapter> Pipeline<A> {
         match claim {
             Claim::Acquired(key) if deferred => Ok(Accepted::Queued(Box::new(inbound), key)),
             Claim::Acquired(key) => Ok(Accepted::Claimed(Box::new(inbound), key)),
-            Claim::Completed => {
-                tracing::info!(%event, "duplicate of a handled event");
-                Ok(Accepted::Done)
-            }
-            Claim::Queued => {
-                tracing::info!(%event, "duplicate of a queued event");
-                Ok(Accepted::Done)
-            }
+            Claim::Completed | Claim::Queued => Ok(Accepted::Duplicate),
             Claim::InProgress => Err(HookError::InProgress),
         }
     }
@@ -251,13 +249,13 @@ impl<A: Adapter> Pipeline<A> {
                 .unwrap_or(false))
     }
 
-    /// Puts a claimed event on the queue; returns whether it is there. Should the queue fail,
-    /// the event is answered inline: late rather than lost.
+    /// Puts a claimed event on the queue ([`Outcome::Deferred`]). Should the queue fail, the
+    /// event is answered inline: late rather than lost.
     async fn enqueue(
         &self,
         inbound: Inbound<A::Context>,
         key: crate::store::Key,
-    ) -> Result<bool, HookError> {
+    ) -> Result<Outcome, HookError> {
         let platform = self.adapter.platform();
         let event = inbound.incoming.event_id.clone();
         let queued = match (&self.deps.deferral.queue, serde_json::to_value(&inbound)) {
@@ -274,13 +272,10 @@ impl<A: Adapter> Pipeline<A> {
             (_, Err(e)) => Err(e.to_string()),
         };
         match queued {
-            Ok(()) => {
-                tracing::info!(%platform, %event, "deferred to the queue");
-                Ok(true)
-            }
+            Ok(()) => Ok(Outcome::Deferred),
             Err(why) => {
                 tracing::warn!(%platform, %event, error = %why, "could not queue the event; answering it now");
-                self.process(inbound, key).await.map(|()| false)
+                self.process(inbound, key).await
             }
         }
     }
@@ -291,12 +286,12 @@ impl<A: Adapter> Pipeline<A> {
     /// nothing can have reached the chat. Once a reply went out, or may have, the event is never
     /// released: a redelivery would post it again. From then on a failure is logged with the
     /// event id and the platform gets its success answer, even when marking the event complete
-    /// fails (its claim then expires on its own).
+    /// fails (its claim then expires on its own). A dropped failure is [`Outcome::Failed`].
     pub async fn process(
         &self,
         inbound: Inbound<A::Context>,
         key: crate::store::Key,
-    ) -> Result<(), HookError> {
+    ) -> Result<Outcome, HookError> {
         let result = self
             .execute(&inbound, &key, self.adapter.redelivers())
             .await;
@@ -318,14 +313,29 @@ impl<A: Adapter> Pipeline<A> {
         inbound: &Inbound<A::Context>,
         key: &crate::store::Key,
         redelivered: bool,
-    ) -> Result<(), HookError> {
+    ) -> Result<Outcome, HookError> {
         let mut delivered = 0;
+        let platform = self.adapter.platform();
+        let mut outcome = Outcome::Answered;
         let result = async {
-            let replies = self.run_bot(inbound, redelivered).await?;
-            self.adapter.send(inbound, &replies, &mut delivered).await
+            let (replies, bot_failure) = self.run_bot(inbound, redelivered).await?;
+            if let Some(kind) = bot_failure {
+                outcome = Outcome::Failed(kind);
+            }
+            if replies.is_empty() {
+                return Ok(());
+            }
+            let started = std::time::Instant::now();
+            let sent = self.adapter.send(inbound, &replies, &mut delivered).await;
+            crate::metrics::sent(
+                platform.as_str(),
+                delivered,
+                started.elapsed(),
+                sent.as_ref().err(),
+            );
+            sent
         }
         .await;
-        let platform = self.adapter.platform();
         let event = &inbound.incoming.event_id;
         if let Err(err) = &result {
             let disposition = match self.adapter.disposition(err) {
@@ -334,7 +344,7 @@ impl<A: Adapter> Pipeline<A> {
                 _ => Disposition::Drop,
             };
             if disposition == Disposition::Retry {
-                return result;
+                return result.map(|()| outcome);
             }
             tracing::error!(
                 %platform,
@@ -343,17 +353,19 @@ impl<A: Adapter> Pipeline<A> {
                 delivered,
                 "giving up on this event (a retry cannot help, or could post a reply twice)"
             );
+            outcome = Outcome::Failed(err.kind());
         }
         if let Err(complete) = self.idempotency.complete(key).await {
             // Whatever was sent is out; an error answer would invite a redelivery and a second
             // reply. The claim keeps the event from being processed again until it expires.
             tracing::error!(%platform, %event, error = %complete, "could not mark the event complete");
         }
-        Ok(())
+        Ok(outcome)
     }
 
     /// Runs the bot on one event, mapping its outcome to the retry rule: replies to send (its
-    /// own, or those of [`BotError::Answer`]), nothing (a given-up event or a panic, logged), or
+    /// own, or those of [`BotError::Answer`]), nothing (a given-up event or a panic, logged, with
+    /// its [`Outcome::Failed`] kind), or
     /// [`HookError::BotRetry`] for a redelivery. Where nothing redelivers (`redelivered` false:
     /// [`Adapter::redelivers`] inline, while a queue always does), a retry is tried again here
     /// until the deadline.
@@ -361,7 +373,7 @@ impl<A: Adapter> Pipeline<A> {
         &self,
         inbound: &Inbound<A::Context>,
         redelivered: bool,
-    ) -> Result<Vec<Reply>, HookError> {
+    ) -> Result<(Vec<Reply>, Option<&'static str>), HookError> {
         let platform = self.adapter.platform();
         let event = &inbound.incoming.event_id;
         let started = std::time::Instant::now();
@@ -378,10 +390,10 @@ impl<A: Adapter> Pipeline<A> {
                 .catch_unwind()
                 .await;
             let why = match outcome {
-                Ok(Ok(replies)) | Ok(Err(BotError::Answer(replies))) => return Ok(replies),
+                Ok(Ok(replies)) | Ok(Err(BotError::Answer(replies))) => return Ok((replies, None)),
                 Ok(Err(BotError::GiveUp(why))) => {
                     tracing::error!(%platform, %event, reason = %why, "the bot gave up on this event");
-                    return Ok(Vec::new());
+                    return Ok((Vec::new(), Some("bot_gave_up")));
                 }
                 Err(panic) => {
                     let message = panic
@@ -390,7 +402,7 @@ impl<A: Adapter> Pipeline<A> {
                         .or_else(|| panic.downcast_ref::<String>().cloned())
                         .unwrap_or_else(|| "a non-text panic".to_owned());
                     tracing::error!(%platform, %event, panic = %message, "the bot panicked; the event is marked handled");
-                    return Ok(Vec::new());
+                    return Ok((Vec::new(), Some("bot_panic")));
                 }
                 Ok(Err(BotError::Retry(why))) => why,
             };
@@ -403,7 +415,7 @@ impl<A: Adapter> Pipeline<A> {
                 .min(started + BOT_RETRY_BUDGET);
             if std::time::Instant::now() + wait >= end {
                 tracing::error!(%platform, %event, reason = %why, "the bot kept asking to retry and the platform never redelivers; giving up");
-                return Ok(Vec::new());
+                return Ok((Vec::new(), Some("bot_retry_exhausted")));
             }
             tracing::warn!(%platform, %event, reason = %why, ?wait, "the bot asked to retry; trying again in-process");
             tokio::time::sleep(wait).await;
@@ -412,36 +424,41 @@ impl<A: Adapter> Pipeline<A> {
     }
 
     /// The whole pipeline for one request. `deadline` (Unix ms) is the Lambda invocation's; the
-    /// outbound calls' retry budget ends [`DEADLINE_RESERVE`] before it.
+    /// outbound calls' retry budget ends [`DEADLINE_RESERVE`] before it. The event's id goes to
+    /// `event_id` once decoded.
     pub async fn handle(
         &self,
         request: RawRequest,
         deadline: Option<i64>,
-    ) -> Result<Response, HookError> {
+        event_id: &mut Option<String>,
+    ) -> Result<(Response, Outcome), HookError> {
         let Some(deadline) = deadline else {
-            return self.run(request, DEFAULT_IN_PROGRESS_TTL).await;
+            return self.run(request, DEFAULT_IN_PROGRESS_TTL, event_id).await;
         };
         let left = Duration::from_millis(u64::try_from(deadline - request.now_ms).unwrap_or(0));
         let calls_end = std::time::Instant::now() + left.saturating_sub(DEADLINE_RESERVE);
-        crate::http::with_deadline(calls_end, self.run(request, left)).await
+        crate::http::with_deadline(calls_end, self.run(request, left, event_id)).await
     }
 
-    async fn run(&self, request: RawRequest, ttl: Duration) -> Result<Response, HookError> {
-        let deferred = match self.accept(&request, ttl).await? {
-            Accepted::Done => false,
-            Accepted::Claimed(inbound, key) => {
-                self.process(*inbound, key).await?;
-                false
-            }
+    async fn run(
+        &self,
+        request: RawRequest,
+        ttl: Duration,
+        event_id: &mut Option<String>,
+    ) -> Result<(Response, Outcome), HookError> {
+        let outcome = match self.accept(&request, ttl, event_id).await? {
+            Accepted::Ignored => Outcome::Ignored,
+            Accepted::Duplicate => Outcome::Duplicate,
+            Accepted::Claimed(inbound, key) => self.process(*inbound, key).await?,
             Accepted::Queued(inbound, key) => self.enqueue(*inbound, key).await?,
         };
         let mut ack = self.adapter.ack();
-        if deferred {
+        if outcome == Outcome::Deferred {
             // For `hookline simulate`: the reply comes later (platforms ignore the header).
             ack.headers_mut()
                 .insert(DEFERRED_HEADER, axum::http::HeaderValue::from_static("1"));
         }
-        Ok(ack)
+        Ok((ack, outcome))
     }
 }
 
@@ -497,8 +514,12 @@ impl<A: Adapter> Worker for Pipeline<A> {
             }
         };
         let (result, ()) = tokio::join!(self.execute(&inbound, &key, true), typing);
-        let Err(err) = result else {
-            return Worked::Done;
+        let err = match result {
+            Ok(outcome) => {
+                tracing::info!(%platform, event = %job.event_id, %outcome, "worked a queued event");
+                return Worked::Done;
+            }
+            Err(err) => err,
         };
         if attempt.last {
             return dead(err.to_string()).await;
@@ -525,14 +546,19 @@ pub const BOT_RETRY_BUDGET: Duration = Duration::from_secs(20);
 /// calls stop this long before the Lambda deadline.
 pub const DEADLINE_RESERVE: Duration = Duration::from_secs(2);
 
+/// Runs one webhook through the pipeline and writes its one log line and its metrics; the
+/// response carries [`Logged`] so that the request log does not repeat it.
 async fn handle<A: Adapter>(
     State(pipeline): State<Arc<Pipeline<A>>>,
     client_ip: Option<Extension<ClientIp>>,
     deadline: Option<Extension<Deadline>>,
+    request_id: Option<Extension<RequestId>>,
     headers: HeaderMap,
     RawQuery(query): RawQuery,
     body: Bytes,
-) -> Result<Response, HookError> {
+) -> Response {
+    let started = std::time::Instant::now();
+    let cold_start = crate::telemetry::cold_start();
     let request = RawRequest {
         headers,
         query,
@@ -540,10 +566,45 @@ async fn handle<A: Adapter>(
         client_ip: client_ip.map(|Extension(ClientIp(ip))| ip),
         now_ms: pipeline.deps.clock.now_ms(),
     };
-    pipeline
-        .handle(request, deadline.map(|Extension(Deadline(d))| d))
-        .await
+    let mut event_id = None;
+    let result = pipeline
+        .handle(
+            request,
+            deadline.map(|Extension(Deadline(d))| d),
+            &mut event_id,
+        )
+        .await;
+    let (mut response, outcome, error) = match result {
+        Ok((response, outcome)) => (response, outcome, None),
+        Err(error) => {
+            let outcome = Outcome::of_error(&error);
+            let text = error.to_string();
+            (error.into_response(), outcome, Some(text))
+        }
+    };
+    let platform = pipeline.adapter.platform().as_str();
+    let request_id = match request_id {
+        Some(Extension(RequestId(id))) => id,
+        None => RequestId::generate().0,
+    };
+    crate::telemetry::webhook_line(&crate::telemetry::Webhook {
+        request_id: &request_id,
+        platform,
+        event_id: event_id.as_deref(),
+        outcome,
+        status: response.status().as_u16(),
+        duration_ms: started.elapsed().as_secs_f64() * 1e3,
+        cold_start,
+        error: error.as_deref(),
+    });
+    crate::metrics::webhook(platform, outcome, cold_start);
+    response.extensions_mut().insert(Logged);
+    response
 }
+
+/// Marks a response whose request already has its log line.
+#[derive(Debug, Clone, Copy)]
+pub struct Logged;
 
 /// A router with the adapter's webhook at `/` (POST), bodies capped at [`MAX_BODY_BYTES`].
 /// The pipeline becomes this process's worker for the platform's queued events.

@@ -29,6 +29,17 @@ pub struct ClientIp(pub IpAddr);
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Deadline(pub i64);
 
+/// The id of one request: the Lambda request id, or one made up under `serve`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RequestId(pub String);
+
+impl RequestId {
+    /// A new random id (128 bits, hex).
+    pub fn generate() -> Self {
+        Self(format!("{:032x}", rand::random::<u128>()))
+    }
+}
+
 /// A runtime failure.
 #[derive(Debug, thiserror::Error)]
 pub enum RuntimeError {
@@ -164,9 +175,14 @@ pub async fn serve_lambda(router: Router) -> Result<(), RuntimeError> {
             if let Some(ip) = lambda_source_ip(&request) {
                 request.extensions_mut().insert(ClientIp(ip));
             }
-            let deadline = request.lambda_context_ref().map(|c| c.deadline);
-            if let Some(d) = deadline.and_then(|d| i64::try_from(d).ok()) {
-                request.extensions_mut().insert(Deadline(d));
+            let context = request
+                .lambda_context_ref()
+                .map(|c| (c.deadline, c.request_id.clone()));
+            if let Some((deadline, id)) = context {
+                if let Ok(d) = i64::try_from(deadline) {
+                    request.extensions_mut().insert(Deadline(d));
+                }
+                request.extensions_mut().insert(RequestId(id));
             }
             request
         })
@@ -304,7 +320,8 @@ pub async fn serve_on_loopback(router: Router) -> std::io::Result<String> {
 }
 
 /// One log line per request: method, path (never the query: it carries webhook tokens),
-/// status, latency, and the error behind a failure.
+/// status, latency, and the error behind a failure. A webhook writes its own line instead
+/// ([`crate::pipeline::Logged`]).
 pub fn instrument(router: Router) -> Router {
     router.layer(middleware::from_fn(log_request))
 }
@@ -314,6 +331,13 @@ async fn log_request(request: Request, next: Next) -> Response {
     let method = request.method().clone();
     let path = request.uri().path().to_owned();
     let response = next.run(request).await;
+    if response
+        .extensions()
+        .get::<crate::pipeline::Logged>()
+        .is_some()
+    {
+        return response;
+    }
     let status = response.status();
     let ms = format!("{:.1}", started.elapsed().as_secs_f64() * 1e3);
     match response.extensions().get::<ErrorDetail>() {

@@ -1,12 +1,24 @@
-//! Tracing set-up: JSON lines under Lambda (CloudWatch parses them), compact text elsewhere.
-//! `RUST_LOG` filters (default `info`).
+//! Tracing set-up, the webhook log line and its outcome.
 //!
-//! Whatever `RUST_LOG` asks, the crates below hookline are held at `info`: at `debug`/`trace`
+//! Under Lambda the lines are JSON (CloudWatch parses them), one object per line with every field
+//! at the top level; elsewhere compact text. Lambda's own controls are honoured:
+//! `AWS_LAMBDA_LOG_FORMAT` (`JSON`/`Text`, set by the function's `LoggingConfig`) picks the
+//! format, and `AWS_LAMBDA_LOG_LEVEL` is the level when `RUST_LOG` is unset. `RUST_LOG`, when
+//! set, filters (default `info`).
+//!
+//! Whatever the level asks, the crates below hookline are held at `info`: at `debug`/`trace`
 //! the Lambda runtime logs every raw event (webhook tokens in query strings, whole bodies), the
 //! HTTP stacks log request lines with `access_token`s, and the AWS SDK logs the items it reads
 //! (cached credentials). Secrets never reach the logs, so their chatter does not either.
+//!
+//! Every webhook gets exactly one line, [`webhook_line`]: `request_id`, `platform`, `event_id`,
+//! `outcome` (an [`Outcome`]), `status`, `duration_ms`, `cold_start`, and `error` when it failed.
+
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use tracing_subscriber::EnvFilter;
+
+use crate::error::HookError;
 
 /// Targets held at `info` at most, because their verbose levels print raw requests.
 pub const CAPPED_TARGETS: [&str; 13] = [
@@ -24,6 +36,9 @@ pub const CAPPED_TARGETS: [&str; 13] = [
     "aws_sdk_dynamodb",
     "aws_config",
 ];
+
+/// The target of the one line per webhook.
+pub const WEBHOOK_TARGET: &str = "hookline::webhook";
 
 /// Installs the global subscriber at level `info`; a second call does nothing.
 pub fn init() {
@@ -44,21 +59,173 @@ pub fn filter(rust_log: Option<&str>, default: &str) -> EnvFilter {
     filter
 }
 
-/// Installs the global subscriber with `default` as the filter when `RUST_LOG` is unset.
-pub fn init_with_default(default: &str) {
-    let rust_log = std::env::var("RUST_LOG").ok();
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter(rust_log.as_deref(), default))
-        .with_writer(std::io::stderr);
-    let _ = if crate::runtime::is_lambda() {
-        builder
-            .json()
-            .with_current_span(false)
-            .with_ansi(false)
-            .try_init()
-    } else {
-        builder.compact().try_init()
+/// How the lines are written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Format {
+    /// One JSON object per line, fields at the top level.
+    Json,
+    /// Compact text.
+    Text,
+}
+
+/// The log settings of this process: the filter directive (`RUST_LOG`, else
+/// `AWS_LAMBDA_LOG_LEVEL` under Lambda, else `default`) and the format (`AWS_LAMBDA_LOG_FORMAT`,
+/// else JSON under Lambda and text elsewhere).
+pub fn settings(env: &dyn crate::config::Env, default: &str) -> (String, Format) {
+    let lambda = env.var("AWS_LAMBDA_RUNTIME_API").is_some();
+    let level = env
+        .var("RUST_LOG")
+        .filter(|v| !v.trim().is_empty())
+        .or_else(|| {
+            env.var("AWS_LAMBDA_LOG_LEVEL")
+                .and_then(|level| lambda_level(&level))
+                .map(str::to_owned)
+        })
+        .unwrap_or_else(|| default.to_owned());
+    let format = match env.var("AWS_LAMBDA_LOG_FORMAT").as_deref() {
+        Some(f) if f.eq_ignore_ascii_case("json") => Format::Json,
+        Some(f) if f.eq_ignore_ascii_case("text") => Format::Text,
+        _ if lambda => Format::Json,
+        _ => Format::Text,
     };
+    (level, format)
+}
+
+/// A Lambda log level (`TRACE`, `DEBUG`, `INFO`, `WARN`, `ERROR`, `FATAL`) as a filter directive.
+fn lambda_level(level: &str) -> Option<&'static str> {
+    Some(match level.trim().to_ascii_uppercase().as_str() {
+        "TRACE" => "trace",
+        "DEBUG" => "debug",
+        "INFO" => "info",
+        "WARN" => "warn",
+        "ERROR" | "FATAL" => "error",
+        _ => return None,
+    })
+}
+
+/// Installs the global subscriber with the [`settings`] of this process; a second call does
+/// nothing.
+pub fn init_with_default(default: &str) {
+    let (level, format) = settings(&crate::config::ProcessEnv, default);
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter(Some(&level), default))
+        .with_writer(std::io::stderr);
+    let _ = match format {
+        Format::Json => builder
+            .json()
+            .flatten_event(true)
+            .with_current_span(false)
+            .with_span_list(false)
+            .with_ansi(false)
+            .try_init(),
+        Format::Text if crate::runtime::is_lambda() => {
+            builder.compact().with_ansi(false).try_init()
+        }
+        Format::Text => builder.compact().try_init(),
+    };
+    static METRICS: std::sync::Once = std::sync::Once::new();
+    METRICS.call_once(|| {
+        if let Err(e) = crate::metrics::init(&crate::config::ProcessEnv) {
+            tracing::error!(error = %e, "no metrics");
+        }
+    });
+}
+
+/// What became of one webhook.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    /// The bot ran and its replies (if any) went out.
+    Answered,
+    /// Nothing for the bot (an event type it does not handle, its own message, …).
+    Ignored,
+    /// A redelivery of an event already answered or queued.
+    Duplicate,
+    /// On the queue; the reply comes from a worker.
+    Deferred,
+    /// Refused before anything ran (4xx): the [`HookError::kind`].
+    Rejected(&'static str),
+    /// Failed after it was accepted: the [`HookError::kind`], or `bot_panic`, `bot_gave_up`,
+    /// `bot_retry_exhausted`. The status says whether the platform redelivers (5xx) or the event
+    /// was dropped (200).
+    Failed(&'static str),
+}
+
+impl Outcome {
+    /// The outcome of a webhook answered with `error`.
+    pub fn of_error(error: &HookError) -> Self {
+        if error.status().is_client_error() {
+            Self::Rejected(error.kind())
+        } else {
+            Self::Failed(error.kind())
+        }
+    }
+}
+
+impl std::fmt::Display for Outcome {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Answered => f.write_str("answered"),
+            Self::Ignored => f.write_str("ignored"),
+            Self::Duplicate => f.write_str("duplicate"),
+            Self::Deferred => f.write_str("deferred"),
+            Self::Rejected(why) => write!(f, "rejected:{why}"),
+            Self::Failed(kind) => write!(f, "failed:{kind}"),
+        }
+    }
+}
+
+/// Whether this is the first webhook of the process (true once).
+pub fn cold_start() -> bool {
+    static WARM: AtomicBool = AtomicBool::new(false);
+    !WARM.swap(true, Ordering::Relaxed)
+}
+
+/// One webhook, as its log line shows it.
+#[derive(Debug)]
+pub struct Webhook<'a> {
+    /// The Lambda request id, or one made up under `serve`.
+    pub request_id: &'a str,
+    /// The platform.
+    pub platform: &'a str,
+    /// The platform's event id, once decoded.
+    pub event_id: Option<&'a str>,
+    /// What became of it.
+    pub outcome: Outcome,
+    /// The HTTP status answered.
+    pub status: u16,
+    /// From the request to the answer.
+    pub duration_ms: f64,
+    /// The first webhook of the process.
+    pub cold_start: bool,
+    /// The error behind a rejection or a failure (secrets are never in error texts).
+    pub error: Option<&'a str>,
+}
+
+/// Writes the webhook's one line: `info` when answered, ignored, duplicate or deferred, `warn`
+/// when rejected, `error` when it failed.
+pub fn webhook_line(w: &Webhook<'_>) {
+    let duration_ms = (w.duration_ms * 10.0).round() / 10.0;
+    macro_rules! line {
+        ($level:ident) => {
+            tracing::$level!(
+                target: "hookline::webhook",
+                request_id = w.request_id,
+                platform = w.platform,
+                event_id = w.event_id,
+                outcome = %w.outcome,
+                status = w.status,
+                duration_ms,
+                cold_start = w.cold_start,
+                error = w.error,
+                "webhook"
+            )
+        };
+    }
+    match w.outcome {
+        Outcome::Failed(_) => line!(error),
+        Outcome::Rejected(_) => line!(warn),
+        _ => line!(info),
+    }
 }
 
 #[cfg(test)]
@@ -102,5 +269,64 @@ mod tests {
             text.contains("ours at trace") && text.contains("runtime at info"),
             "{text}"
         );
+    }
+
+    #[test]
+    fn lambdas_log_controls_apply_when_rust_log_is_unset() {
+        use std::collections::HashMap;
+        let env = |pairs: &[(&'static str, &'static str)]| -> HashMap<&str, &str> {
+            pairs.iter().copied().collect()
+        };
+        let lambda = ("AWS_LAMBDA_RUNTIME_API", "127.0.0.1:9001");
+        assert_eq!(settings(&env(&[]), "info"), ("info".into(), Format::Text));
+        assert_eq!(
+            settings(&env(&[lambda]), "info"),
+            ("info".into(), Format::Json)
+        );
+        assert_eq!(
+            settings(
+                &env(&[
+                    lambda,
+                    ("AWS_LAMBDA_LOG_LEVEL", "FATAL"),
+                    ("AWS_LAMBDA_LOG_FORMAT", "Text")
+                ]),
+                "info"
+            ),
+            ("error".into(), Format::Text)
+        );
+        assert_eq!(
+            settings(
+                &env(&[
+                    ("AWS_LAMBDA_LOG_LEVEL", "DEBUG"),
+                    ("RUST_LOG", "hookline=trace")
+                ]),
+                "info"
+            ),
+            ("hookline=trace".into(), Format::Text),
+            "RUST_LOG wins"
+        );
+        assert_eq!(
+            settings(&env(&[("AWS_LAMBDA_LOG_LEVEL", "LOUD")]), "warn").0,
+            "warn",
+            "an unknown level falls back to the default"
+        );
+        assert_eq!(
+            settings(&env(&[("AWS_LAMBDA_LOG_FORMAT", "json")]), "info").1,
+            Format::Json
+        );
+    }
+
+    #[test]
+    fn outcomes_read_as_the_log_line_writes_them() {
+        assert_eq!(Outcome::Answered.to_string(), "answered");
+        assert_eq!(
+            Outcome::of_error(&HookError::UnknownToken).to_string(),
+            "rejected:unknown_token"
+        );
+        assert_eq!(
+            Outcome::of_error(&HookError::BotRetry("later".into())).to_string(),
+            "failed:bot_retry"
+        );
+        assert_eq!(Outcome::Failed("bot_panic").to_string(), "failed:bot_panic");
     }
 }

@@ -102,11 +102,17 @@ async fn a_bot_that_keeps_asking_to_retry_is_given_up_at_the_invocations_deadlin
     };
     let started = std::time::Instant::now();
     // 3.5 s left: calls stop 2 s before, so the retries have 1.5 s.
-    let response = pipeline
-        .handle(request.clone(), Some(now + 3_500))
+    let mut event_id = None;
+    let (response, outcome) = pipeline
+        .handle(request.clone(), Some(now + 3_500), &mut event_id)
         .await
         .unwrap();
     assert_eq!(response.status(), 200);
+    assert_eq!(
+        outcome,
+        hookline::telemetry::Outcome::Failed("bot_retry_exhausted")
+    );
+    assert!(event_id.is_some());
     assert!(
         started.elapsed() < std::time::Duration::from_secs(3),
         "{:?}",
@@ -116,7 +122,11 @@ async fn a_bot_that_keeps_asking_to_retry_is_given_up_at_the_invocations_deadlin
     assert!((2..=4).contains(&tries), "{tries} tries");
     assert!(emu.sent().is_empty());
     // Given up means handled: a repeat is a duplicate, the bot is not run again.
-    pipeline.handle(request, Some(now + 3_500)).await.unwrap();
+    let (_, outcome) = pipeline
+        .handle(request, Some(now + 3_500), &mut None)
+        .await
+        .unwrap();
+    assert_eq!(outcome, hookline::telemetry::Outcome::Duplicate);
     assert_eq!(calls.load(Ordering::SeqCst), tries);
 }
 

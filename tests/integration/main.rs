@@ -21,4 +21,5 @@ mod store_contract; // the StateStore contract, on the embedded store and on Dyn
 mod support; // fixtures, loopback servers, store wrappers, dependency builders
 mod tailchat; // Tailchat fixtures through the router against the Tailchat emulator
 mod tamtam; // TamTam fixtures through the router against the TamTam emulator; X-Forwarded-For over TCP
-mod tencent; // Tencent fixtures through the router against the Tencent REST emulator
+mod telemetry;
+mod tencent; // Tencent fixtures through the router against the Tencent REST emulator // the webhook log line, Lambda's log controls, EMF on stdout validated against its schema

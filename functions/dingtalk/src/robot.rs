@@ -537,6 +537,12 @@ impl RobotSender {
 
     /// Delivers queued messages as markdown digests while the budget allows.
     pub async fn flush(&self) -> Result<FlushReport, HookError> {
+        let report = self.flush_report().await?;
+        hookline::metrics::dingtalk_flush(report.digests, report.pending);
+        Ok(report)
+    }
+
+    async fn flush_report(&self) -> Result<FlushReport, HookError> {
         let mut report = FlushReport::default();
         let lock = self.key("flush", "lock");
         let owner = format!("{:032x}", rand::random::<u128>());
