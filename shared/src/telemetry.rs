@@ -118,10 +118,11 @@ pub fn init_with_default(default: &str) {
             .with_span_list(false)
             .with_ansi(false)
             .try_init(),
-        Format::Text if crate::runtime::is_lambda() => {
-            builder.compact().with_ansi(false).try_init()
-        }
-        Format::Text => builder.compact().try_init(),
+        // Colours only on a terminal: not in CloudWatch, a file or the journal.
+        Format::Text => builder
+            .compact()
+            .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+            .try_init(),
     };
     static METRICS: std::sync::Once = std::sync::Once::new();
     METRICS.call_once(|| {
@@ -209,14 +210,14 @@ pub fn webhook_line(w: &Webhook<'_>) {
         ($level:ident) => {
             tracing::$level!(
                 target: "hookline::webhook",
-                request_id = w.request_id,
-                platform = w.platform,
-                event_id = w.event_id,
+                request_id = %w.request_id,
+                platform = %w.platform,
+                event_id = w.event_id.map(tracing::field::display),
                 outcome = %w.outcome,
                 status = w.status,
                 duration_ms,
                 cold_start = w.cold_start,
-                error = w.error,
+                error = w.error.map(tracing::field::display),
                 "webhook"
             )
         };

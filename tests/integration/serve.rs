@@ -21,6 +21,16 @@ pub(crate) async fn start_serve_of(
     port: u16,
     env: &[(&str, String)],
 ) -> (tokio::process::Child, String) {
+    start_serve_with_stderr(bin, port, env, Stdio::null()).await
+}
+
+/// [`start_serve_of`] with the server's stderr (its log) going to `stderr`.
+pub(crate) async fn start_serve_with_stderr(
+    bin: &str,
+    port: u16,
+    env: &[(&str, String)],
+    stderr: Stdio,
+) -> (tokio::process::Child, String) {
     let base = format!("http://127.0.0.1:{port}");
     let mut command = tokio::process::Command::new(workspace_bin(bin));
     command
@@ -43,7 +53,7 @@ pub(crate) async fn start_serve_of(
     }
     let server = command
         .stdout(Stdio::null())
-        .stderr(Stdio::null())
+        .stderr(stderr)
         .kill_on_drop(true)
         .spawn()
         .expect("spawn hookline serve");

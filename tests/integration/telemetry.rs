@@ -291,3 +291,85 @@ fn validate_against_emf_schema(stdout: &str) {
         "the schema let {bad} through"
     );
 }
+
+#[tokio::test]
+async fn serve_logs_each_webhook_with_a_request_id_and_counts_it_at_metrics_on_loopback() {
+    let data = tempfile::tempdir().unwrap();
+    let log = data.path().join("serve.log");
+    let metrics_port = crate::support::free_port();
+    let (mut server, base) = crate::serve::start_serve_with_stderr(
+        "hookline",
+        crate::support::free_port(),
+        &[
+            ("HOOKLINE_DATA_DIR", data.path().display().to_string()),
+            ("HOOKLINE_METRICS", "prometheus".into()),
+            ("HOOKLINE_METRICS_BIND", format!("127.0.0.1:{metrics_port}")),
+        ],
+        std::fs::File::create(&log).unwrap().into(),
+    )
+    .await;
+    let out = tokio::process::Command::new(workspace_bin("hookline"))
+        .args(["simulate", "tailchat", "hello metrics", "--url", &base])
+        .env_remove("TAILCHAT_CALLBACK_TOKEN")
+        .output()
+        .await
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    let refused = reqwest::Client::new()
+        .post(format!("{base}/tailchat?token=guess"))
+        .body("{}")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(refused.status(), 404);
+
+    let metrics = reqwest::get(format!("http://127.0.0.1:{metrics_port}/metrics"))
+        .await
+        .unwrap();
+    assert_eq!(metrics.status(), 200);
+    assert!(
+        metrics.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("application/openmetrics-text")
+    );
+    let text = metrics.text().await.unwrap();
+    for series in [
+        r#"hookline_events_total{platform="tailchat",outcome="answered"} 1"#,
+        r#"hookline_events_total{platform="tailchat",outcome="rejected:unknown_token"} 1"#,
+        r#"hookline_replies_total{platform="tailchat"} 1"#,
+        r#"hookline_cold_starts_total{platform="tailchat"} 1"#,
+        r#"hookline_send_latency_seconds_count{platform="tailchat"} 1"#,
+    ] {
+        assert!(text.contains(series), "{series} missing:\n{text}");
+    }
+    // Not on the webhook address.
+    let public = reqwest::get(format!("{base}/metrics")).await.unwrap();
+    assert_eq!(public.status(), 404);
+
+    server.start_kill().unwrap();
+    let _ = server.wait().await;
+    let log = std::fs::read_to_string(&log).unwrap();
+    let lines: Vec<&str> = log
+        .lines()
+        .filter(|l| l.contains("hookline::webhook"))
+        .collect();
+    assert_eq!(lines.len(), 2, "{log}");
+    let request_id = lines[0]
+        .split_whitespace()
+        .find_map(|w| w.strip_prefix("request_id="))
+        .unwrap_or_else(|| panic!("no request_id: {}", lines[0]));
+    assert_eq!(request_id.len(), 32, "{request_id}");
+    assert!(request_id.bytes().all(|b| b.is_ascii_hexdigit()));
+    assert!(lines[0].contains("outcome=answered"), "{log}");
+    assert!(
+        lines[1].contains("outcome=rejected:unknown_token") && lines[1].contains("status=404"),
+        "{log}"
+    );
+    assert!(
+        log.contains(&format!(
+            "metrics: GET http://127.0.0.1:{metrics_port}/metrics"
+        )),
+        "{log}"
+    );
+}

@@ -16,6 +16,7 @@
 pub mod app;
 pub mod doctor;
 pub mod event;
+pub mod metrics;
 pub mod simulate;
 pub mod testing;
 pub mod worker;
@@ -273,6 +274,10 @@ async fn serve(bot: SharedBot) -> anyhow::Result<()> {
                 }
             }
         });
+    }
+    if hookline::metrics::mode(&ProcessEnv)? == hookline::metrics::Mode::Prometheus {
+        let addr = metrics::serve(metrics::bind(&ProcessEnv)?).await?;
+        eprintln!("  metrics: GET http://{addr}/metrics");
     }
     eprintln!("ready: GET {base}/healthz");
     hookline::runtime::serve_local(app.router, shared.bind, shared.proxies.clone()).await?;
