@@ -46,8 +46,9 @@ fn exempt(var: &str) -> bool {
         || var == "HOOKLINE_WORKERS"
 }
 
-/// Read outside the configuration structs: `hookline::telemetry::init` (tracing's EnvFilter).
-const READ_BY_TELEMETRY: [&str; 1] = ["RUST_LOG"];
+/// Read outside the configuration structs: `hookline::telemetry::init` (tracing's EnvFilter, and
+/// the metrics' sink).
+const READ_BY_TELEMETRY: [&str; 3] = ["RUST_LOG", "HOOKLINE_METRICS", "HOOKLINE_METRICS_NAMESPACE"];
 
 fn root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -1004,4 +1005,231 @@ fn the_template_builds_a_crate_of_ones_own_after_use_in_crate() {
         .output()
         .unwrap();
     assert!(!bad.status.success());
+}
+
+/// Evaluates a condition of the template for the parameter values `params` (the intrinsic
+/// functions the template's conditions use).
+fn evaluate(v: &Yaml, t: &Yaml, params: &HashMap<&str, Yaml>) -> Yaml {
+    let Yaml::Tagged(tagged) = v else {
+        return v.clone();
+    };
+    let arg = |n: usize| evaluate(&tagged.value[n], t, params);
+    match tagged.tag.to_string().trim_start_matches('!') {
+        "Ref" => params[tagged.value.as_str().expect("!Ref name")].clone(),
+        "Condition" => {
+            let name = tagged.value.as_str().expect("condition name");
+            evaluate(&t["Conditions"][name], t, params)
+        }
+        "Not" => Yaml::Bool(!arg(0).as_bool().expect("bool")),
+        "And" => Yaml::Bool(
+            (0..tagged.value.as_sequence().unwrap().len()).all(|n| arg(n).as_bool().unwrap()),
+        ),
+        "Equals" => Yaml::Bool(arg(0) == arg(1)),
+        "Select" => {
+            let list = arg(1);
+            list[arg(0).as_u64().expect("index") as usize].clone()
+        }
+        "Split" => Yaml::Sequence(
+            arg(1)
+                .as_str()
+                .expect("string")
+                .split(arg(0).as_str().expect("separator"))
+                .map(|p| Yaml::String(p.to_owned()))
+                .collect(),
+        ),
+        "Join" => {
+            let parts = match &tagged.value[1] {
+                Yaml::Sequence(items) => items.iter().map(|i| evaluate(i, t, params)).collect(),
+                other => evaluate(other, t, params).as_sequence().unwrap().clone(),
+            };
+            let parts: Vec<String> = parts
+                .iter()
+                .map(|p| p.as_str().expect("string").to_owned())
+                .collect();
+            Yaml::String(parts.join(arg(0).as_str().expect("separator")))
+        }
+        other => panic!("teach evaluate() !{other}"),
+    }
+}
+
+#[test]
+fn the_platforms_parameter_alone_decides_which_functions_are_deployed() {
+    let t = template();
+    let all = ["tailchat", "tencent", "dingtalk", "max", "tamtam"];
+    let allowed: BTreeSet<&str> = t["Parameters"]["Platforms"]["AllowedValues"]
+        .as_sequence()
+        .expect("Platforms: AllowedValues")
+        .iter()
+        .map(|v| v.as_str().unwrap())
+        .collect();
+    assert_eq!(allowed, all.into_iter().collect());
+    assert_eq!(t["Parameters"]["Platforms"]["Type"], "CommaDelimitedList");
+    assert!(
+        t["Parameters"]["Platforms"]["Default"].is_null(),
+        "no default: sam deploy --guided asks, and a blank answer is refused"
+    );
+    let condition = |platform: &str| match platform {
+        "tailchat" => "DeployTailchat",
+        "tencent" => "DeployTencent",
+        "dingtalk" => "DeployDingTalk",
+        "max" => "DeployMax",
+        "tamtam" => "DeployTamTam",
+        other => panic!("{other}"),
+    };
+    let chosen: [&[&str]; 4] = [
+        &["max"],
+        &["tailchat", "dingtalk"],
+        &all,
+        &["tamtam", "max"],
+    ];
+    for list in chosen {
+        // The secrets of every platform are set: only Platforms may decide.
+        let mut params: HashMap<&str, Yaml> = t["Parameters"]
+            .as_mapping()
+            .unwrap()
+            .iter()
+            .map(|(k, _)| {
+                (
+                    k.as_str().unwrap(),
+                    Yaml::String("set-0123456789abcdef".into()),
+                )
+            })
+            .collect();
+        params.insert(
+            "Platforms",
+            Yaml::Sequence(list.iter().map(|p| Yaml::String((*p).into())).collect()),
+        );
+        for platform in all {
+            let deployed = evaluate(&t["Conditions"][condition(platform)], &t, &params);
+            assert_eq!(
+                deployed.as_bool(),
+                Some(list.contains(&platform)),
+                "Platforms={list:?}: {platform}"
+            );
+        }
+    }
+    // A listed platform's credentials are required at deploy time by a rule of its own.
+    for platform in all {
+        let rule = t["Rules"]
+            .as_mapping()
+            .unwrap()
+            .values()
+            .find(|r| {
+                let Yaml::Tagged(c) = &r["RuleCondition"] else {
+                    return false;
+                };
+                c.tag == "Contains" && c.value[1] == platform
+            })
+            .unwrap_or_else(|| panic!("no rule for {platform}"));
+        let asserted = format!("{:?}", rule["Assertions"]);
+        for param in t["Parameters"].as_mapping().unwrap().keys() {
+            let param = param.as_str().unwrap();
+            let is_secret = t["Parameters"][param]["NoEcho"].as_bool().unwrap_or(false);
+            let prefix = match platform {
+                "tailchat" => "Tailchat",
+                "tencent" => "Tencent",
+                "dingtalk" => "DingTalk",
+                "max" => "Max",
+                _ => "TamTam",
+            };
+            let optional = [
+                "DingTalkWebhookToken",
+                "DingTalkWebhookSecret",
+                "DingTalkNotifyToken",
+            ];
+            if is_secret && param.starts_with(&prefix) && !optional.contains(&param) {
+                assert!(
+                    asserted.contains(&format!("\"{param}\"")),
+                    "the {platform} rule does not require {param}"
+                );
+            }
+        }
+    }
+}
+
+#[test]
+fn every_secret_parameter_is_checked_at_deploy_as_the_code_checks_it() {
+    let t = template();
+    let min_len: HashMap<&str, usize> = [
+        ("TailchatCallbackToken", hookline_tailchat::MIN_TOKEN_LEN),
+        ("TamTamCallbackToken", hookline_tamtam::MIN_TOKEN_LEN),
+        ("TencentCallbackToken", hookline_tencent::MIN_TOKEN_LEN),
+        ("DingTalkNotifyToken", hookline_dingtalk::MIN_TOKEN_LEN),
+        ("ForwardSecret", hookline_bots::forward::MIN_SECRET_LEN),
+        // MAX's own rule for a subscription secret: 5 to 256 of [A-Za-z0-9_-].
+        ("MaxWebhookSecret", 5),
+    ]
+    .into();
+    let mut secrets = 0;
+    for (name, param) in t["Parameters"].as_mapping().unwrap() {
+        let name = name.as_str().unwrap();
+        if !param["NoEcho"].as_bool().unwrap_or(false) {
+            continue;
+        }
+        secrets += 1;
+        let pattern = param["AllowedPattern"]
+            .as_str()
+            .unwrap_or_else(|| panic!("{name}: a secret needs an AllowedPattern"));
+        assert!(
+            param["ConstraintDescription"].is_string(),
+            "{name}: say what the pattern wants (ConstraintDescription)"
+        );
+        let re = regex::Regex::new(pattern).unwrap_or_else(|e| panic!("{name}: {e}"));
+        assert!(
+            re.is_match(""),
+            "{name}: empty while its platform is not deployed"
+        );
+        assert!(!re.is_match("with a space"), "{name}: a pasted space");
+        if let Some(&min) = min_len.get(name) {
+            assert!(
+                !re.is_match(&"a".repeat(min - 1)),
+                "{name}: {} characters pass the template but not the code",
+                min - 1
+            );
+            assert!(re.is_match(&"a".repeat(min)), "{name}: {min} characters");
+        } else {
+            assert!(re.is_match("tok-0123456789abcdef"), "{name}");
+        }
+    }
+    assert!(secrets >= 13, "{secrets} secret parameters");
+    // Tencent's console takes at most 128 characters; the code refuses more.
+    let re = regex::Regex::new(
+        t["Parameters"]["TencentCallbackToken"]["AllowedPattern"]
+            .as_str()
+            .unwrap(),
+    )
+    .unwrap();
+    assert!(!re.is_match(&"a".repeat(129)));
+}
+
+#[test]
+fn the_timeouts_fit_one_events_worst_case_retry_budget() {
+    let t = template();
+    let budget =
+        hookline::http::RetryPolicy::default().max_elapsed + hookline::pipeline::DEADLINE_RESERVE;
+    let webhook = t["Globals"]["Function"]["Timeout"]
+        .as_u64()
+        .expect("Globals Timeout");
+    assert!(
+        webhook > budget.as_secs(),
+        "a webhook function's {webhook} s must exceed one call's retries and the reserve ({budget:?})"
+    );
+    let resources = &t["Resources"];
+    let worker = resources["WorkerFunction"]["Properties"]["Timeout"]
+        .as_u64()
+        .expect("the worker's Timeout");
+    assert!(worker > webhook, "the worker runs slow bots: {worker} s");
+    let visibility = resources["Queue"]["Properties"]["VisibilityTimeout"]
+        .as_u64()
+        .expect("VisibilityTimeout");
+    assert!(
+        visibility >= 6 * worker,
+        "Lambda's advice for an SQS source: visibility ≥ 6 × the function's timeout"
+    );
+    let logging = &t["Globals"]["Function"]["LoggingConfig"];
+    assert_eq!(logging["LogFormat"], "JSON");
+    assert_eq!(
+        setting(&logging["ApplicationLogLevel"]),
+        Setting::Ref("LogLevel".into())
+    );
 }

@@ -39,7 +39,9 @@ pub mod robot;
 pub mod sign;
 pub mod webhook;
 
-pub use config::{CustomRobot, DEFAULT_API_URL, DEFAULT_SESSION_HOSTS, DingTalkConfig, VARS};
+pub use config::{
+    CustomRobot, DEFAULT_API_URL, DEFAULT_SESSION_HOSTS, DingTalkConfig, MIN_TOKEN_LEN, VARS,
+};
 pub use decode::DingTalkContext;
 pub use flush::run_flush;
 

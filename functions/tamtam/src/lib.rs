@@ -44,7 +44,8 @@ mod verify;
 
 pub use client::{API_VERSION, TamTamClient};
 pub use config::{
-    DEFAULT_API_URL, DEFAULT_SUBNETS, TamTamConfig, VARS, default_subnets, parse_subnets,
+    DEFAULT_API_URL, DEFAULT_SUBNETS, MIN_TOKEN_LEN, TamTamConfig, VARS, default_subnets,
+    parse_subnets,
 };
 pub use decode::TamTamContext;
 pub use max_config::{

@@ -33,7 +33,7 @@ pub mod usersig;
 mod verify;
 
 pub use client::{TencentClient, USERSIG_REFRESH_BEFORE, USERSIG_REFUSED, USERSIG_TTL};
-pub use config::{DEFAULT_API_URL, TencentConfig, VARS};
+pub use config::{DEFAULT_API_URL, MIN_TOKEN_LEN, TencentConfig, VARS};
 pub use decode::{Target, TencentContext, strip_leading_mentions};
 pub use verify::{MAX_SKEW_S, callback_sign, verify_sign};
 
