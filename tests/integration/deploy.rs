@@ -1137,7 +1137,7 @@ fn the_platforms_parameter_alone_decides_which_functions_are_deployed() {
                 "DingTalkWebhookSecret",
                 "DingTalkNotifyToken",
             ];
-            if is_secret && param.starts_with(&prefix) && !optional.contains(&param) {
+            if is_secret && param.starts_with(prefix) && !optional.contains(&param) {
                 assert!(
                     asserted.contains(&format!("\"{param}\"")),
                     "the {platform} rule does not require {param}"
