@@ -2,6 +2,7 @@
 #![allow(clippy::unwrap_used)] // a panic is how a test fails
 
 mod bot_api; // a bot's errors and panics through the real pipeline (hookline_server::testing), also under Lambda
+mod cli; // the hookline command line through the built binary: exit codes, completions, --help, doctor --json, event, simulate
 #[path = "../benches/common.rs"]
 mod common; // shared with the benches: release binaries, a Tailchat mention
 mod crash; // kill -9 of serve under load: restart, redeliver, nothing twice, nothing acknowledged lost

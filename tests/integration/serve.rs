@@ -328,6 +328,26 @@ async fn setup_tamtam_subscribes_lists_removes_stale_and_publishes_commands() {
         !stdout.contains("tamtam-callback-token-0123456789"),
         "the token reached the output: {stdout}"
     );
+    // Progress on stderr, before each call it waits for; no token there either.
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let steps = [
+        "listing the bot's subscriptions…",
+        "subscribing https://bot.example.com/tamtam?token=***…",
+        "publishing the bot's commands…",
+    ];
+    let at: Vec<usize> = steps
+        .iter()
+        .map(|s| {
+            stderr
+                .find(s)
+                .unwrap_or_else(|| panic!("{s} missing:\n{stderr}"))
+        })
+        .collect();
+    assert!(at.is_sorted(), "{stderr}");
+    assert!(
+        !stderr.contains("tamtam-callback-token-0123456789"),
+        "{stderr}"
+    );
     let wanted = "https://bot.example.com/tamtam?token=tamtam-callback-token-0123456789";
     assert_eq!(
         emu.subscriptions(),

@@ -24,7 +24,8 @@ use hookline_tamtam::{TamTamClient, TamTamConfig};
 use hookline_tencent::{TencentClient, TencentConfig};
 
 /// How one finding counts.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
 pub enum Status {
     /// Works.
     Ok,
@@ -37,7 +38,7 @@ pub enum Status {
 }
 
 /// One line of the report.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Serialize)]
 pub struct Finding {
     /// `store`, or the platform.
     pub scope: &'static str,
@@ -60,7 +61,7 @@ impl fmt::Display for Finding {
 }
 
 /// The whole report.
-#[derive(Debug, Default)]
+#[derive(Debug, Default, serde::Serialize)]
 pub struct Report {
     /// Every finding, in order.
     pub findings: Vec<Finding>,
@@ -82,6 +83,12 @@ impl Report {
             .iter()
             .any(|f| f.scope != "store" && f.status != Status::Off);
         configured && self.findings.iter().all(|f| f.status != Status::Fail)
+    }
+
+    /// The machine-readable report (`doctor --json`): `healthy`, then every finding's `scope`,
+    /// `status` (`ok`, `off`, `warn`, `fail`) and `text`.
+    pub fn to_json(&self) -> serde_json::Value {
+        serde_json::json!({ "healthy": self.healthy(), "findings": self.findings })
     }
 }
 
@@ -116,7 +123,14 @@ fn ready<C>(
 
 /// Runs every check against `env`.
 pub async fn run(env: &dyn Env) -> Report {
+    run_with_progress(env, &|_| {}).await
+}
+
+/// [`run`], calling `progress` with each check's scope before it starts (the checks call the
+/// platforms' APIs, which can take seconds).
+pub async fn run_with_progress(env: &dyn Env, progress: &(dyn Fn(&str) + Sync)) -> Report {
     let mut report = Report::default();
+    progress("store");
     let configured = match SharedConfig::from_source(env) {
         Ok(shared) => store(&shared, &mut report).await,
         Err(e) => {
@@ -139,11 +153,17 @@ pub async fn run(env: &dyn Env) -> Report {
                 return report;
             }
         };
+    progress("queue");
     queue(env, configured.as_ref(), &mut report).await;
+    progress("tailchat");
     tailchat(env, &deps, &mut report).await;
+    progress("tencent");
     tencent(env, &deps, &mut report).await;
+    progress("dingtalk");
     dingtalk(env, &deps, configured, &mut report).await;
+    progress("tamtam");
     tamtam(env, &deps, &mut report).await;
+    progress("max");
     max(env, &deps, &mut report).await;
     report
 }

@@ -18,6 +18,34 @@ const DINGTALK_SESSION_MS: i64 = 90 * 60 * 1000;
 /// The platforms with a Function URL event.
 pub const PLATFORMS: [&str; 5] = ["tailchat", "tencent", "dingtalk", "tamtam", "max"];
 
+/// The sample Function URL events of `infra/events/`, carried by the binary so that `hookline
+/// event` works from any folder.
+pub const SAMPLES: [(&str, &str); 5] = [
+    (
+        "tailchat",
+        include_str!("../../../infra/events/tailchat.json"),
+    ),
+    (
+        "tencent",
+        include_str!("../../../infra/events/tencent.json"),
+    ),
+    (
+        "dingtalk",
+        include_str!("../../../infra/events/dingtalk.json"),
+    ),
+    ("tamtam", include_str!("../../../infra/events/tamtam.json")),
+    ("max", include_str!("../../../infra/events/max.json")),
+];
+
+/// The built-in sample event of `platform`.
+pub fn sample(platform: &str) -> anyhow::Result<Value> {
+    let (_, text) = SAMPLES
+        .iter()
+        .find(|(name, _)| *name == platform)
+        .with_context(|| format!("no sample event for {platform:?}"))?;
+    serde_json::from_str(text).context("the built-in sample event is not JSON")
+}
+
 /// `event`, re-stamped at `at_s` (Unix seconds) with the secrets of `env`.
 pub fn restamp(
     platform: &str,

@@ -271,14 +271,16 @@ pub struct Exchange {
 /// How long `simulate` waits for the reply to a deferred event.
 pub const DEFERRED_WAIT: std::time::Duration = std::time::Duration::from_secs(60);
 
-/// Runs the simulation and returns what to print.
+/// Runs the simulation; returns what to print, and whether the webhook was answered 2xx and a
+/// reply arrived (a server that talks to the real platform counts as answered: its reply is
+/// there, out of sight).
 pub async fn run(
     env: &dyn Env,
     bot: SharedBot,
     platform: &str,
     text: &str,
     url: Option<String>,
-) -> anyhow::Result<String> {
+) -> anyhow::Result<(String, bool)> {
     let exchange = exchange(env, bot, platform, text, url).await?;
     let mut out = exchange.request;
     if !(200..300).contains(&exchange.status) {
@@ -286,13 +288,13 @@ pub async fn run(
         if matches!(exchange.status, 401 | 404) {
             out.push_str("\n(the server's secrets differ from this shell's environment)");
         }
-        return Ok(out);
+        return Ok((out, false));
     }
     let Some(replies) = exchange.replies else {
         out.push_str(&format!(
             "\n(the server talks to the real {platform}: look for the reply there)"
         ));
-        return Ok(out);
+        return Ok((out, true));
     };
     if replies.is_empty() && exchange.deferred {
         out.push_str(&format!(
@@ -304,10 +306,11 @@ pub async fn run(
     } else if exchange.deferred {
         out.push_str("\n(deferred: answered from the queue)");
     }
+    let answered = !replies.is_empty();
     for reply in replies {
         out.push_str(&format!("\nreply: {reply}"));
     }
-    Ok(out)
+    Ok((out, answered))
 }
 
 /// Sends one realistic webhook saying `text` to a running server at `url`, or (without `url`)

@@ -97,10 +97,24 @@ pub async fn setup_webhook(
     remove_stale: bool,
     commands: &[(&str, &str)],
 ) -> Result<Vec<String>, HookError> {
+    setup_webhook_with_progress(client, url, secret, remove_stale, commands, &|_| {}).await
+}
+
+/// [`setup_webhook`], calling `progress` before each API call (what it is about to do).
+pub async fn setup_webhook_with_progress(
+    client: &TamTamClient,
+    url: &str,
+    secret: Option<&Secret>,
+    remove_stale: bool,
+    commands: &[(&str, &str)],
+    progress: &(dyn Fn(&str) + Sync),
+) -> Result<Vec<String>, HookError> {
     let mut report = Vec::new();
+    progress("listing the bot's subscriptions");
     let existing = client.subscriptions().await?;
     for other in existing.iter().filter(|u| u.as_str() != url) {
         if remove_stale {
+            progress(&format!("removing {}", hookline::redact::redact_url(other)));
             client.unsubscribe(other).await?;
             report.push(format!(
                 "removed subscription {}",
@@ -113,6 +127,10 @@ pub async fn setup_webhook(
             ));
         }
     }
+    progress(&format!(
+        "subscribing {}",
+        hookline::redact::redact_url(url)
+    ));
     client.subscribe(url, &UPDATE_TYPES, secret).await?;
     report.push(format!(
         "subscribed {} to {}{}",
@@ -124,6 +142,7 @@ pub async fn setup_webhook(
             ""
         }
     ));
+    progress("publishing the bot's commands");
     client.set_commands(commands).await?;
     let names: Vec<String> = commands.iter().map(|(n, _)| format!("/{n}")).collect();
     report.push(format!("commands set: {}", names.join(" ")));
