@@ -14,8 +14,8 @@
 //! | `replies` | counter | Count | `platform` |
 //! | `send_failures` | counter | Count | `platform`, `kind` |
 //! | `send_latency` | distribution | Milliseconds | `platform` |
-//! | `dingtalk_queue_depth` | gauge | Count | none |
-//! | `dingtalk_digests` | counter | Count | none |
+//! | `dingtalk_queue_depth` | gauge | Count | `platform` (`dingtalk`) |
+//! | `dingtalk_digests` | counter | Count | `platform` (`dingtalk`) |
 //! | `cold_starts` | counter | Count | `platform` |
 
 use std::io::Write;
@@ -252,16 +252,17 @@ pub fn sent(platform: &'static str, delivered: usize, took: Duration, failure: O
 
 /// A DingTalk flush: digests sent, messages still waiting.
 pub fn dingtalk_flush(digests: usize, pending: usize) {
+    let dims = [("platform", "dingtalk")];
     record(&[
         Sample {
             metric: Metric::DingTalkDigests,
             value: digests as f64,
-            dims: &[],
+            dims: &dims,
         },
         Sample {
             metric: Metric::DingTalkQueueDepth,
             value: pending as f64,
-            dims: &[],
+            dims: &dims,
         },
     ]);
 }

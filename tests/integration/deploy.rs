@@ -928,6 +928,24 @@ async fn every_sample_event_runs_through_its_lambda_binary_with_the_templates_en
                 case.event
             ),
         }
+        // The template's HOOKLINE_METRICS=emf: the webhook's outcome, or the flush's digests
+        // and queue depth, as EMF documents on stdout.
+        let stdout = std::fs::read_to_string(dir.path().join("stdout.log")).unwrap_or_default();
+        let metric = match (case.event, case.reply) {
+            // Not a webhook: the notify endpoint of your scripts.
+            ("dingtalk-notify", _) => None,
+            (_, Some(_)) => Some("\"events\""),
+            (_, None) => Some("\"dingtalk_queue_depth\""),
+        };
+        if let Some(metric) = metric {
+            assert!(
+                stdout
+                    .lines()
+                    .any(|l| l.contains("\"_aws\"") && l.contains(metric)),
+                "{}: no EMF document with {metric} on stdout:\n{stdout}",
+                case.event
+            );
+        }
         let calls = recording.take();
         eprintln!("{}: DynamoDB calls {calls:?}", case.event);
         let used: BTreeSet<String> = calls.into_iter().collect();

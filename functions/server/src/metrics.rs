@@ -175,7 +175,7 @@ mod tests {
         p.record(&[Sample {
             metric: Metric::DingTalkQueueDepth,
             value: 3.0,
-            dims: &[],
+            dims: &[("platform", "dingtalk")],
         }]);
         let text = p.encode();
         assert!(
@@ -192,7 +192,10 @@ mod tests {
             text.contains(r#"hookline_send_latency_seconds_bucket{le="0.02",platform="max"} 1"#),
             "{text}"
         );
-        assert!(text.contains("hookline_dingtalk_queue_depth 3"), "{text}");
+        assert!(
+            text.contains(r#"hookline_dingtalk_queue_depth{platform="dingtalk"} 3"#),
+            "{text}"
+        );
         assert!(text.ends_with("# EOF\n"), "{text}");
     }
 
