@@ -11,6 +11,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Router;
+use axum::extract::rejection::BytesRejection;
 use axum::extract::{Extension, RawQuery, State};
 use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
@@ -555,32 +556,44 @@ async fn handle<A: Adapter>(
     request_id: Option<Extension<RequestId>>,
     headers: HeaderMap,
     RawQuery(query): RawQuery,
-    body: Bytes,
+    body: Result<Bytes, BytesRejection>,
 ) -> Response {
     let started = std::time::Instant::now();
     let cold_start = crate::telemetry::cold_start();
-    let request = RawRequest {
-        headers,
-        query,
-        body,
-        client_ip: client_ip.map(|Extension(ClientIp(ip))| ip),
-        now_ms: pipeline.deps.clock.now_ms(),
-    };
     let mut event_id = None;
-    let result = pipeline
-        .handle(
-            request,
-            deadline.map(|Extension(Deadline(d))| d),
-            &mut event_id,
-        )
-        .await;
+    let result = match body {
+        Ok(body) => {
+            let request = RawRequest {
+                headers,
+                query,
+                body,
+                client_ip: client_ip.map(|Extension(ClientIp(ip))| ip),
+                now_ms: pipeline.deps.clock.now_ms(),
+            };
+            let deadline = deadline.map(|Extension(Deadline(d))| d);
+            pipeline
+                .handle(request, deadline, &mut event_id)
+                .await
+                .map_err(|error| {
+                    let outcome = Outcome::of_error(&error);
+                    let text = error.to_string();
+                    (error.into_response(), outcome, text)
+                })
+        }
+        // Over MAX_BODY_BYTES (413), or a body that broke off.
+        Err(rejection) => {
+            let why = if rejection.status() == axum::http::StatusCode::PAYLOAD_TOO_LARGE {
+                "body_too_large"
+            } else {
+                "unreadable_body"
+            };
+            let text = rejection.body_text();
+            Err((rejection.into_response(), Outcome::Rejected(why), text))
+        }
+    };
     let (mut response, outcome, error) = match result {
         Ok((response, outcome)) => (response, outcome, None),
-        Err(error) => {
-            let outcome = Outcome::of_error(&error);
-            let text = error.to_string();
-            (error.into_response(), outcome, Some(text))
-        }
+        Err((response, outcome, text)) => (response, outcome, Some(text)),
     };
     let platform = pipeline.adapter.platform().as_str();
     let request_id = match request_id {

@@ -69,12 +69,18 @@ async fn every_webhook_has_one_json_line_with_its_outcome_and_emf_metrics_on_std
         b"{not json",
         "203.0.113.9",
     );
+    let huge = function_url_event(
+        &format!("token={TAILCHAT_TOKEN}"),
+        &vec![b' '; hookline::pipeline::MAX_BODY_BYTES + 1],
+        "203.0.113.9",
+    );
     let expected = [
         (message.clone(), 200, "answered"),
         (message, 200, "duplicate"),
         (own, 200, "ignored"),
         (wrong_token, 404, "rejected:unknown_token"),
         (malformed, 400, "rejected:malformed"),
+        (huge, 413, "rejected:body_too_large"),
     ];
     for (event, status, _) in &expected {
         let answer = lambda.invoke(event.clone()).await;
@@ -148,6 +154,7 @@ async fn every_webhook_has_one_json_line_with_its_outcome_and_emf_metrics_on_std
         "ignored",
         "rejected:unknown_token",
         "rejected:malformed",
+        "rejected:body_too_large",
     ] {
         assert_eq!(
             totals.get(&format!("events/{outcome}")),
