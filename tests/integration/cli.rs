@@ -237,3 +237,39 @@ async fn simulate_exits_1_without_a_2xx_answer_or_a_reply() {
         text(&out.stdout)
     );
 }
+
+#[tokio::test]
+async fn the_readme_documents_every_flag_variable_and_metric() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .unwrap();
+    let readme = std::fs::read_to_string(root.join("README.md")).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let env_re = regex::Regex::new(r"\[env: ([A-Z_]+)=").unwrap();
+    let mut seen = 0;
+    for command in [
+        &["serve", "--help"][..],
+        &["simulate", "--help"],
+        &["doctor", "--help"],
+        &["setup", "max", "--help"],
+        &["setup", "tamtam", "--help"],
+    ] {
+        let help = text(&hookline(command, &[], dir.path()).await.stdout);
+        for var in env_re.captures_iter(&help) {
+            seen += 1;
+            assert!(
+                readme.contains(&format!("`{}`", &var[1])),
+                "{} ({command:?}) is not in the README",
+                &var[1]
+            );
+        }
+    }
+    assert!(seen >= 10, "{seen} variables");
+    for metric in hookline::metrics::Metric::ALL {
+        assert!(
+            readme.contains(&format!("| `{}` |", metric.name())),
+            "metric {} is not in the README's table",
+            metric.name()
+        );
+    }
+}
