@@ -658,10 +658,12 @@ async fn the_worker_function_answers_a_batch_under_the_lambda_runtime_and_report
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn simulate_waits_for_the_reply_of_a_deferred_event() {
     let dir = tempfile::tempdir().unwrap();
-    let (_server, base) = crate::serve::start_serve_of(
+    let log = dir.path().join("serve.log");
+    let (mut server, base) = crate::serve::start_serve_with_stderr(
         "hookline-test-bot",
         support::free_port(),
         &[("HOOKLINE_DATA_DIR", dir.path().display().to_string())],
+        std::fs::File::create(&log).unwrap().into(),
     )
     .await;
     let out = tokio::process::Command::new(support::workspace_bin("hookline-test-bot"))
@@ -676,5 +678,22 @@ async fn simulate_waits_for_the_reply_of_a_deferred_event() {
     assert!(
         stdout.contains("(deferred: answered from the queue)"),
         "{stdout}"
+    );
+    server.start_kill().unwrap();
+    let _ = server.wait().await;
+    // The webhook's line says deferred; the worker's says how the event ended.
+    let log = std::fs::read_to_string(&log).unwrap();
+    let webhook = log
+        .lines()
+        .find(|l| l.contains("hookline::webhook"))
+        .unwrap_or_else(|| panic!("no webhook line:\n{log}"));
+    assert!(
+        webhook.contains("platform=tamtam") && webhook.contains("outcome=deferred"),
+        "{webhook}"
+    );
+    assert!(
+        log.lines()
+            .any(|l| l.contains("worked a queued event") && l.contains("outcome=answered")),
+        "{log}"
     );
 }

@@ -69,6 +69,10 @@ async fn every_webhook_has_one_json_line_with_its_outcome_and_emf_metrics_on_std
         b"{not json",
         "203.0.113.9",
     );
+    let denied = tailchat_message(
+        "6553a1f0c3b1e2a9d4f0b003",
+        "[at=6552f3a0c3b1e2a9d4f01234]x[/at] hi",
+    );
     let huge = function_url_event(
         &format!("token={TAILCHAT_TOKEN}"),
         &vec![b' '; hookline::pipeline::MAX_BODY_BYTES + 1],
@@ -81,8 +85,13 @@ async fn every_webhook_has_one_json_line_with_its_outcome_and_emf_metrics_on_std
         (wrong_token, 404, "rejected:unknown_token"),
         (malformed, 400, "rejected:malformed"),
         (huge, 413, "rejected:body_too_large"),
+        // The bot was removed from the group: refused for good, dropped with a 200.
+        (denied, 200, "failed:platform_permission"),
     ];
-    for (event, status, _) in &expected {
+    for (event, status, outcome) in &expected {
+        if outcome.starts_with("failed") {
+            emu.deny_group("644f7c9d2a1b3c4d5e6f7081");
+        }
         let answer = lambda.invoke(event.clone()).await;
         assert_eq!(answer["statusCode"], *status, "{answer}");
     }
@@ -99,10 +108,10 @@ async fn every_webhook_has_one_json_line_with_its_outcome_and_emf_metrics_on_std
         assert!(line["duration_ms"].as_f64().unwrap() >= 0.0, "{line}");
         assert_eq!(line["cold_start"], n == 0, "{line}");
         assert_eq!(line["message"], "webhook", "{line}");
-        let level = if outcome.starts_with("rejected") {
-            "WARN"
-        } else {
-            "INFO"
+        let level = match outcome.split(':').next() {
+            Some("rejected") => "WARN",
+            Some("failed") => "ERROR",
+            _ => "INFO",
         };
         assert_eq!(line["level"], level, "{line}");
     }
@@ -163,6 +172,17 @@ async fn every_webhook_has_one_json_line_with_its_outcome_and_emf_metrics_on_std
         );
     }
     assert_eq!(totals.get("replies"), Some(&1.0), "{totals:?}");
+    assert_eq!(totals.get("send_failures"), Some(&1.0), "{totals:?}");
+    let failure = docs
+        .iter()
+        .find(|d| d.get("send_failures").is_some())
+        .unwrap();
+    assert_eq!(failure["kind"], "platform_permission", "{failure}");
+    assert_eq!(
+        totals.get("events/failed:platform_permission"),
+        Some(&1.0),
+        "{totals:?}"
+    );
     assert_eq!(totals.get("cold_starts"), Some(&1.0), "{totals:?}");
     assert!(totals.contains_key("send_latency"), "{totals:?}");
     assert!(!stdout.contains(APP_SECRET));
