@@ -31,6 +31,13 @@ async fn start(
     (emu, lambda)
 }
 
+/// `event` with a webhook token that is not the function's.
+fn with_wrong_token(mut event: Value) -> Value {
+    event["rawQueryString"] = "token=guess".into();
+    event["queryStringParameters"] = serde_json::json!({"token": "guess"});
+    event
+}
+
 /// The webhook lines of a JSON log (every line must be JSON).
 fn webhook_lines(log: &str) -> Vec<Value> {
     log.lines()
@@ -61,9 +68,7 @@ async fn every_webhook_has_one_json_line_with_its_outcome_and_emf_metrics_on_std
     body["payload"]["messageId"] = "6553a1f0c3b1e2a9d4f0b002".into();
     body["payload"]["messageAuthor"] = BOT.into();
     own["body"] = body.to_string().into();
-    let mut wrong_token = message.clone();
-    wrong_token["rawQueryString"] = "token=guess".into();
-    wrong_token["queryStringParameters"] = serde_json::json!({"token": "guess"});
+    let wrong_token = with_wrong_token(message.clone());
     let malformed = function_url_event(
         &format!("token={TAILCHAT_TOKEN}"),
         b"{not json",
@@ -204,9 +209,7 @@ async fn lambdas_log_level_and_text_format_apply_when_rust_log_is_unset() {
         "6553a1f0c3b1e2a9d4f0b101",
         "[at=6552f3a0c3b1e2a9d4f01234]x[/at] hi",
     );
-    let mut refused = answered.clone();
-    refused["rawQueryString"] = "token=guess".into();
-    refused["queryStringParameters"] = serde_json::json!({"token": "guess"});
+    let refused = with_wrong_token(answered.clone());
     assert_eq!(lambda.invoke(answered).await["statusCode"], 200);
     assert_eq!(lambda.invoke(refused).await["statusCode"], 404);
     let log = std::fs::read_to_string(&lambda.log).unwrap();
