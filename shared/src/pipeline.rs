@@ -169,6 +169,15 @@ pub struct Pipeline<A: Adapter> {
     idempotency: Idempotency,
 }
 
+/// What the pipeline learnt of a webhook besides its outcome, for its log line.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Seen {
+    /// The platform's event id, once decoded.
+    pub event_id: Option<String>,
+    /// Why it was ignored.
+    pub reason: Option<String>,
+}
+
 /// The outcome of the accept half.
 #[derive(Debug)]
 pub enum Accepted<C> {
@@ -203,25 +212,26 @@ impl<A: Adapter> Pipeline<A> {
         &self.adapter
     }
 
-    /// Verify, decode, claim. The event's id goes to `event_id` once decoded.
+    /// Verify, decode, claim. What the webhook's log line says beyond its outcome goes to
+    /// `seen`.
     pub async fn accept(
         &self,
         request: &RawRequest,
         in_progress_ttl: Duration,
-        event_id: &mut Option<String>,
+        seen: &mut Seen,
     ) -> Result<Accepted<A::Context>, HookError> {
         self.adapter.verify(request)?;
         let mut inbound = match self.adapter.decode(request).await? {
             Decoded::Event(inbound) => inbound,
             Decoded::Ignored(reason) => {
-                tracing::info!(platform = %self.adapter.platform(), %reason, "ignored");
+                seen.reason = Some(reason.into_owned());
                 return Ok(Accepted::Ignored);
             }
         };
         // The bot's escape hatch to the platform's payload (a reference count, not a copy).
         inbound.incoming.raw = request.body.clone();
         let event = &inbound.incoming.event_id;
-        *event_id = Some(event.0.clone());
+        seen.event_id = Some(event.0.clone());
         let deferred = self.defers(&inbound.incoming);
         let claim = if deferred {
             self.idempotency
@@ -425,29 +435,29 @@ impl<A: Adapter> Pipeline<A> {
     }
 
     /// The whole pipeline for one request. `deadline` (Unix ms) is the Lambda invocation's; the
-    /// outbound calls' retry budget ends [`DEADLINE_RESERVE`] before it. The event's id goes to
-    /// `event_id` once decoded.
+    /// outbound calls' retry budget ends [`DEADLINE_RESERVE`] before it. The event's id (once
+    /// decoded) and why it was ignored go to `seen`.
     pub async fn handle(
         &self,
         request: RawRequest,
         deadline: Option<i64>,
-        event_id: &mut Option<String>,
+        seen: &mut Seen,
     ) -> Result<(Response, Outcome), HookError> {
         let Some(deadline) = deadline else {
-            return self.run(request, DEFAULT_IN_PROGRESS_TTL, event_id).await;
+            return self.run(request, DEFAULT_IN_PROGRESS_TTL, seen).await;
         };
         let left = Duration::from_millis(u64::try_from(deadline - request.now_ms).unwrap_or(0));
         let calls_end = std::time::Instant::now() + left.saturating_sub(DEADLINE_RESERVE);
-        crate::http::with_deadline(calls_end, self.run(request, left, event_id)).await
+        crate::http::with_deadline(calls_end, self.run(request, left, seen)).await
     }
 
     async fn run(
         &self,
         request: RawRequest,
         ttl: Duration,
-        event_id: &mut Option<String>,
+        seen: &mut Seen,
     ) -> Result<(Response, Outcome), HookError> {
-        let outcome = match self.accept(&request, ttl, event_id).await? {
+        let outcome = match self.accept(&request, ttl, seen).await? {
             Accepted::Ignored => Outcome::Ignored,
             Accepted::Duplicate => Outcome::Duplicate,
             Accepted::Claimed(inbound, key) => self.process(*inbound, key).await?,
@@ -560,7 +570,7 @@ async fn handle<A: Adapter>(
 ) -> Response {
     let started = std::time::Instant::now();
     let cold_start = crate::telemetry::cold_start();
-    let mut event_id = None;
+    let mut seen = Seen::default();
     let result = match body {
         Ok(body) => {
             let request = RawRequest {
@@ -572,7 +582,7 @@ async fn handle<A: Adapter>(
             };
             let deadline = deadline.map(|Extension(Deadline(d))| d);
             pipeline
-                .handle(request, deadline, &mut event_id)
+                .handle(request, deadline, &mut seen)
                 .await
                 .map_err(|error| {
                     let outcome = Outcome::of_error(&error);
@@ -603,7 +613,8 @@ async fn handle<A: Adapter>(
     crate::telemetry::webhook_line(&crate::telemetry::Webhook {
         request_id: &request_id,
         platform,
-        event_id: event_id.as_deref(),
+        event_id: seen.event_id.as_deref(),
+        reason: seen.reason.as_deref(),
         outcome,
         status: response.status().as_u16(),
         duration_ms: started.elapsed().as_secs_f64() * 1e3,

@@ -12,7 +12,8 @@
 //! (cached credentials). Secrets never reach the logs, so their chatter does not either.
 //!
 //! Every webhook gets exactly one line, [`webhook_line`]: `request_id`, `platform`, `event_id`,
-//! `outcome` (an [`Outcome`]), `status`, `duration_ms`, `cold_start`, and `error` when it failed.
+//! `outcome` (an [`Outcome`]), `status`, `duration_ms`, `cold_start`, `reason` when ignored, and
+//! `error` when it was rejected or failed.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 
@@ -190,6 +191,8 @@ pub struct Webhook<'a> {
     pub platform: &'a str,
     /// The platform's event id, once decoded.
     pub event_id: Option<&'a str>,
+    /// Why an ignored event was ignored.
+    pub reason: Option<&'a str>,
     /// What became of it.
     pub outcome: Outcome,
     /// The HTTP status answered.
@@ -217,6 +220,7 @@ pub fn webhook_line(w: &Webhook<'_>) {
                 status = w.status,
                 duration_ms,
                 cold_start = w.cold_start,
+                reason = w.reason.map(tracing::field::display),
                 error = w.error.map(tracing::field::display),
                 "webhook"
             )

@@ -102,9 +102,9 @@ async fn a_bot_that_keeps_asking_to_retry_is_given_up_at_the_invocations_deadlin
     };
     let started = std::time::Instant::now();
     // 3.5 s left: calls stop 2 s before, so the retries have 1.5 s.
-    let mut event_id = None;
+    let mut seen = hookline::pipeline::Seen::default();
     let (response, outcome) = pipeline
-        .handle(request.clone(), Some(now + 3_500), &mut event_id)
+        .handle(request.clone(), Some(now + 3_500), &mut seen)
         .await
         .unwrap();
     assert_eq!(response.status(), 200);
@@ -112,7 +112,7 @@ async fn a_bot_that_keeps_asking_to_retry_is_given_up_at_the_invocations_deadlin
         outcome,
         hookline::telemetry::Outcome::Failed("bot_retry_exhausted")
     );
-    assert!(event_id.is_some());
+    assert!(seen.event_id.is_some());
     assert!(
         started.elapsed() < std::time::Duration::from_secs(3),
         "{:?}",
@@ -123,7 +123,7 @@ async fn a_bot_that_keeps_asking_to_retry_is_given_up_at_the_invocations_deadlin
     assert!(emu.sent().is_empty());
     // Given up means handled: a repeat is a duplicate, the bot is not run again.
     let (_, outcome) = pipeline
-        .handle(request, Some(now + 3_500), &mut None)
+        .handle(request, Some(now + 3_500), &mut Default::default())
         .await
         .unwrap();
     assert_eq!(outcome, hookline::telemetry::Outcome::Duplicate);

@@ -122,6 +122,7 @@ async fn every_webhook_has_one_json_line_with_its_outcome_and_emf_metrics_on_std
     }
     assert_eq!(lines[0]["event_id"], "6553a1f0c3b1e2a9d4f0b001");
     assert_eq!(lines[1]["event_id"], "6553a1f0c3b1e2a9d4f0b001");
+    assert_eq!(lines[2]["reason"], "the bot's own message");
     assert!(
         lines[3].get("event_id").is_none(),
         "refused before decoding"
