@@ -679,6 +679,10 @@ async fn simulate_waits_for_the_reply_of_a_deferred_event() {
         stdout.contains("(deferred: answered from the queue)"),
         "{stdout}"
     );
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("waiting up to 60 s for the reply…"),
+        "progress while simulate waits: {out:?}"
+    );
     server.start_kill().unwrap();
     let _ = server.wait().await;
     // The webhook's line says deferred; the worker's says how the event ended.

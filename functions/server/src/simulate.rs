@@ -356,6 +356,12 @@ pub async fn exchange(
     let mut exchange = deliver(&base, platform, &simulation).await?;
     // A slow command answered from the queue: wait for its reply.
     let end = tokio::time::Instant::now() + DEFERRED_WAIT;
+    if exchange.deferred && exchange.replies.as_ref().is_some_and(Vec::is_empty) {
+        eprintln!(
+            "deferred to the queue: waiting up to {} s for the reply…",
+            DEFERRED_WAIT.as_secs()
+        );
+    }
     while exchange.deferred
         && exchange.replies.as_ref().is_some_and(Vec::is_empty)
         && tokio::time::Instant::now() < end
