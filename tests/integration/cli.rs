@@ -273,3 +273,53 @@ async fn the_readme_documents_every_flag_variable_and_metric() {
         );
     }
 }
+
+#[tokio::test]
+async fn a_flag_wins_over_its_variable() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = crate::support::free_port();
+    let stdout = dir.path().join("stdout");
+    let mut serve = tokio::process::Command::new(workspace_bin("hookline"))
+        .args([
+            "serve",
+            "--metrics",
+            "emf",
+            "--bind",
+            &format!("127.0.0.1:{port}"),
+        ])
+        .args(["--data-dir", dir.path().join("state").to_str().unwrap()])
+        .env_clear()
+        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+        .env("HOOKLINE_METRICS", "off")
+        .env("HOOKLINE_BIND", "127.0.0.1:1")
+        .stdout(std::fs::File::create(&stdout).unwrap())
+        .stderr(std::process::Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let base = format!("http://127.0.0.1:{port}");
+    let mut ready = false;
+    for _ in 0..100 {
+        if reqwest::get(format!("{base}/healthz")).await.is_ok() {
+            ready = true;
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert!(ready, "serve did not listen on --bind");
+    let out = hookline(
+        &["simulate", "tailchat", "hi", "--url", &base],
+        &[],
+        dir.path(),
+    )
+    .await;
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    serve.start_kill().unwrap();
+    let _ = serve.wait().await;
+    let emf = std::fs::read_to_string(&stdout).unwrap();
+    assert!(
+        emf.lines()
+            .any(|l| l.contains("\"_aws\"") && l.contains("\"outcome\":\"answered\"")),
+        "--metrics emf over HOOKLINE_METRICS=off:\n{emf}"
+    );
+}
