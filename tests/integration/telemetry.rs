@@ -31,6 +31,11 @@ async fn start(
     (emu, lambda)
 }
 
+/// A Function URL event of a group message mentioning the bot, with message id `id`.
+fn mention(id: &str) -> Value {
+    tailchat_message(id, "[at=6552f3a0c3b1e2a9d4f01234]x[/at] hi")
+}
+
 /// `event` with a webhook token that is not the function's.
 fn with_wrong_token(mut event: Value) -> Value {
     event["rawQueryString"] = "token=guess".into();
@@ -59,10 +64,7 @@ async fn every_webhook_has_one_json_line_with_its_outcome_and_emf_metrics_on_std
         dir.path(),
     )
     .await;
-    let message = tailchat_message(
-        "6553a1f0c3b1e2a9d4f0b001",
-        "[at=6552f3a0c3b1e2a9d4f01234]x[/at] hi",
-    );
+    let message = mention("6553a1f0c3b1e2a9d4f0b001");
     let mut own = message.clone();
     let mut body: Value = serde_json::from_str(own["body"].as_str().unwrap()).unwrap();
     body["payload"]["messageId"] = "6553a1f0c3b1e2a9d4f0b002".into();
@@ -74,10 +76,7 @@ async fn every_webhook_has_one_json_line_with_its_outcome_and_emf_metrics_on_std
         b"{not json",
         "203.0.113.9",
     );
-    let denied = tailchat_message(
-        "6553a1f0c3b1e2a9d4f0b003",
-        "[at=6552f3a0c3b1e2a9d4f01234]x[/at] hi",
-    );
+    let denied = mention("6553a1f0c3b1e2a9d4f0b003");
     let huge = function_url_event(
         &format!("token={TAILCHAT_TOKEN}"),
         &vec![b' '; hookline::pipeline::MAX_BODY_BYTES + 1],
@@ -206,10 +205,7 @@ async fn lambdas_log_level_and_text_format_apply_when_rust_log_is_unset() {
         dir.path(),
     )
     .await;
-    let answered = tailchat_message(
-        "6553a1f0c3b1e2a9d4f0b101",
-        "[at=6552f3a0c3b1e2a9d4f01234]x[/at] hi",
-    );
+    let answered = mention("6553a1f0c3b1e2a9d4f0b101");
     let refused = with_wrong_token(answered.clone());
     assert_eq!(lambda.invoke(answered).await["statusCode"], 200);
     assert_eq!(lambda.invoke(refused).await["statusCode"], 404);
