@@ -74,6 +74,20 @@ async fn help_names_each_variable_and_completions_cover_every_command() {
         assert!(help.contains(var), "{var} not in serve --help:\n{help}");
     }
     assert!(help.contains("Exit status: 0"), "{help}");
+    // The defaults --help states are the code's.
+    for default in [
+        format!("[default: {}]", hookline::config::DEFAULT_BIND),
+        format!("[default: {}]", hookline::queue::DEFAULT_WORKERS),
+        format!(
+            "[default: {}, loopback]",
+            hookline_server::metrics::DEFAULT_BIND
+        ),
+    ] {
+        assert!(
+            help.contains(&default),
+            "{default} not in serve --help:\n{help}"
+        );
+    }
     let out = hookline(&["setup", "max", "--help"], &[], dir.path()).await;
     assert!(text(&out.stdout).contains("[env: MAX_WEBHOOK_URL"));
 

@@ -112,22 +112,34 @@ struct StoreArgs {
 
 #[derive(clap::Args, Debug)]
 struct ServeArgs {
-    /// The address to listen on [default: 127.0.0.1:3000]
-    #[arg(long, env = "HOOKLINE_BIND", value_name = "ADDR")]
+    #[arg(
+        long,
+        env = "HOOKLINE_BIND",
+        value_name = "ADDR",
+        help = format!("The address to listen on [default: {}]", hookline::config::DEFAULT_BIND)
+    )]
     bind: Option<String>,
     #[command(flatten)]
     store: StoreArgs,
     /// 1 mounts the platform emulators for unconfigured platforms even off loopback; 0 never
     #[arg(long, env = "HOOKLINE_EMULATORS", value_name = "0|1")]
     emulators: Option<String>,
-    /// Deferred events worked at once [default: 4]
-    #[arg(long, env = "HOOKLINE_WORKERS", value_name = "N")]
+    #[arg(
+        long,
+        env = "HOOKLINE_WORKERS",
+        value_name = "N",
+        help = format!("Deferred events worked at once [default: {}]", hookline::queue::DEFAULT_WORKERS)
+    )]
     workers: Option<String>,
     /// prometheus serves GET /metrics on --metrics-bind; emf writes EMF lines on stdout [default: off]
     #[arg(long, env = "HOOKLINE_METRICS", value_name = "prometheus|emf|off")]
     metrics: Option<String>,
-    /// Where /metrics listens [default: 127.0.0.1:9464, loopback]
-    #[arg(long, env = "HOOKLINE_METRICS_BIND", value_name = "ADDR")]
+    #[arg(
+        long,
+        env = "HOOKLINE_METRICS_BIND",
+        value_name = "ADDR",
+        help = format!("Where /metrics listens [default: {}, loopback]", metrics::DEFAULT_BIND)
+    )]
     metrics_bind: Option<String>,
 }
 
