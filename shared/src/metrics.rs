@@ -322,9 +322,7 @@ impl Sink for Emf {
         if samples.is_empty() {
             return;
         }
-        let now_ms = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX));
+        let now_ms = crate::clock::Clock::now_ms(&crate::clock::SystemClock);
         let line = self.document(samples, now_ms).to_string();
         let mut out = self
             .out
