@@ -12,8 +12,8 @@
 //!   time around each page start-up touches, and start-up touches some 1,700 functions spread
 //!   over the whole 9 MB of code; laid out together they take 1.2 MB. Only lld reads the file
 //!   (rustc links with it by default on x86_64 Linux since 1.90). Its names carry the hashes of
-//!   one `Cargo.lock` and rustc; a name the build no longer has is skipped, so a stale file only
-//!   orders less.
+//!   one `Cargo.lock`, rustc and the release profile; a name the build no longer has is skipped,
+//!   so a stale file only orders less.
 
 fn main() {
     println!("cargo:rerun-if-changed=build.rs");
