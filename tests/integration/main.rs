@@ -11,7 +11,7 @@ mod deploy; // infra/: the SAM template against the binaries and their variables
 mod dingtalk; // DingTalk fixtures, the notify endpoint, the sliding-window budget and digests
 mod doctor; // hookline doctor against the emulators: credentials checked, nothing sent, no secret printed
 mod fake_lambda;
-mod footprint; // one TLS and HTTP stack in Cargo.lock
+mod footprint; // one TLS and HTTP stack in Cargo.lock; the function order hookline is linked with
 mod forward; // the forward bridge: the Python example behind serve, the retry rule, the JSON Schema // a fake Lambda Runtime API and a function process started against it
 mod lambda; // the hookline-tailchat binary driven through a fake Lambda Runtime API
 mod max; // MAX: the secret header, subnets, Authorization only, limits, setup and the scheduled check, MAX_CA_PEM over loopback TLS
