@@ -8,7 +8,9 @@
 //! claim before the bot runs, a completion before the platform's success answer), but
 //! concurrent events share one sync: while one batch is on disk the next writes queue and go
 //! together. Nothing waits on purpose: a lone write goes at once. A failed batch fails every
-//! write in it, and none of them is applied.
+//! write in it, and none of them is applied. The committer thread runs at a slightly lower
+//! priority than its writers ([`COMMITTER_NICE`]), so that on a busy CPU they queue what they
+//! have before it takes the next batch.
 //!
 //! **Durable in the journal.** A batch is made durable by appending its changes to the journal
 //! beside the file ([`journal`](super::journal): one small sequential write and one
