@@ -74,17 +74,12 @@ pub const MAX_BATCH: usize = 256;
 /// Measured in `serve_load` (README, "Benchmarks"): nice 19 starved it, nice 10 was no better.
 pub const COMMITTER_NICE: i32 = 5;
 
-/// Lowers the calling thread's priority by [`COMMITTER_NICE`] (Linux: a thread's own nice
-/// value; raising it needs no privilege). Best effort: a failure leaves it as it was.
+/// Lowers the calling thread's priority by [`COMMITTER_NICE`]: `nice(2)`, which on Linux sets
+/// the calling thread's own nice value (raising it needs no privilege). Best effort: a failure
+/// leaves it as it was.
 fn yield_to_writers() {
     #[cfg(target_os = "linux")]
-    {
-        use rustix::process::{getpriority_process, setpriority_process};
-        let tid = rustix::thread::gettid();
-        if let Ok(nice) = getpriority_process(Some(tid)) {
-            let _ = setpriority_process(Some(tid), (nice + COMMITTER_NICE).min(19));
-        }
-    }
+    let _ = rustix::process::nice(COMMITTER_NICE);
 }
 
 /// The embedded (redb) store.
@@ -959,6 +954,9 @@ mod tests {
             seen.contains(&expected),
             "committers at {seen:?}, ours {ours}"
         );
+        // Only the committer: the writers (this thread) keep theirs.
+        let now = nice(&std::fs::read_to_string("/proc/thread-self/stat").unwrap());
+        assert_eq!(now, ours, "the writers' priority is unchanged");
     }
 
     #[test]
