@@ -152,7 +152,13 @@ impl HttpClient {
             .user_agent(USER_AGENT)
             .connect_timeout(Duration::from_secs(5))
             .timeout(timeout)
-            .pool_idle_timeout(Duration::from_secs(60));
+            .pool_idle_timeout(Duration::from_secs(60))
+            // A redirect is answered as the 3xx it is, never followed. Following one would send
+            // the request's own credential headers (Tailchat's `x-token`: reqwest strips only
+            // the standard ones across hosts) wherever `Location` points, and would turn a
+            // POST into a GET. No platform API redirects; one that does is misconfigured
+            // (`http://` behind an HTTPS redirect), and its status says so.
+            .redirect(reqwest::redirect::Policy::none());
         if !roots.is_empty() {
             builder = builder.tls_certs_merge(roots);
         }
@@ -466,6 +472,32 @@ mod tests {
             assert_eq!(resp.status, S::OK, "HTTP {status}");
             assert_eq!(hits.load(Ordering::SeqCst), 2, "HTTP {status}");
         }
+    }
+
+    #[tokio::test]
+    async fn a_redirect_is_answered_not_followed_so_credentials_stay_home() {
+        let (elsewhere, hits_elsewhere) = server(vec![200]).await;
+        for status in [301, 302, 303, 307, 308] {
+            let location = elsewhere.clone();
+            let (url, hits) = server_with(move |_| {
+                let status = S::from_u16(status).unwrap_or(S::OK);
+                (status, [(axum::http::header::LOCATION, location.clone())]).into_response()
+            })
+            .await;
+            let mut headers = HeaderMap::new();
+            headers.insert("x-token", "the-bots-jwt".parse().unwrap());
+            let resp = fast()
+                .post_json(&url, headers, &(), Idempotence::Safe)
+                .await
+                .unwrap();
+            assert_eq!(resp.status.as_u16(), status);
+            assert_eq!(hits.load(Ordering::SeqCst), 1, "HTTP {status}");
+        }
+        assert_eq!(
+            hits_elsewhere.load(Ordering::SeqCst),
+            0,
+            "nothing reached the redirect's target"
+        );
     }
 
     #[test]
