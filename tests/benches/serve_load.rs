@@ -17,8 +17,11 @@
 //!   same echo bot, the same HTTP client, log line and serving stack, but an in-memory map for a
 //!   store: what the flow costs without durability.
 //!
-//! For `serve` it also reports its resident memory: idle after start, idle after the load, and
-//! the peak (`VmHWM`).
+//! For both it reports the server's CPU time per answered callback (every thread, from
+//! `/proc/<pid>/task/*/schedstat`): on a shared machine the rates move with the neighbours, the
+//! CPU an event costs hardly does, so it is the figure to compare two builds by. For `serve` it
+//! also reports its resident memory: idle after start, idle after the load, and the peak
+//! (`VmHWM`).
 
 #![allow(clippy::unwrap_used, missing_docs)]
 
@@ -249,20 +252,47 @@ async fn wait_ready(base: &str) {
     panic!("{base} did not start");
 }
 
-/// One round against `base`: answered callbacks per second and the p99 latency (ms).
-async fn round(name: &str, n: usize, base: &str, emu: &TailchatEmulator) -> (f64, f64) {
+/// CPU time the process `pid` has had so far, every thread (`/proc/<pid>/task/*/schedstat`,
+/// nanoseconds on a CPU). Threads that ended are not counted; the servers' threads live as long
+/// as they do.
+fn cpu_ns(pid: u32) -> u64 {
+    let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
+        return 0;
+    };
+    tasks
+        .flatten()
+        .filter_map(|t| std::fs::read_to_string(t.path().join("schedstat")).ok())
+        .filter_map(|s| s.split_whitespace().next()?.parse::<u64>().ok())
+        .sum()
+}
+
+/// What one round measured.
+struct Round {
+    /// Answered callbacks per second.
+    rate: f64,
+    /// p99 latency, ms.
+    p99: f64,
+    /// The server's CPU time per answered callback, µs: what the machine's noise moves least.
+    cpu_us: f64,
+}
+
+/// One round against `base`, served by process `pid`.
+async fn round(name: &str, n: usize, base: &str, pid: u32, emu: &TailchatEmulator) -> Round {
     let url = format!("{base}/tailchat?token={TOKEN}");
     let before = emu.sent_total();
+    let cpu_before = cpu_ns(pid);
     let t = Instant::now();
     let (mut latencies, failed) = load(&url, ROUND).await;
     let elapsed = t.elapsed();
+    let cpu = cpu_ns(pid).saturating_sub(cpu_before);
     let replies = emu.sent_total() - before;
     latencies.sort_unstable();
     let p = |q: f64| latencies[((latencies.len() - 1) as f64 * q).round() as usize];
     let rate = latencies.len() as f64 / elapsed.as_secs_f64();
     let p99 = p(0.99).as_secs_f64() * 1e3;
+    let cpu_us = cpu as f64 / 1e3 / latencies.len().max(1) as f64;
     println!(
-        "{name:<8} round {n}: {rate:>7.0} answered/s   p50 {:>6.2} ms   p99 {p99:>6.2} ms   replies {replies} / answered {} (not 200: {failed})",
+        "{name:<8} round {n}: {rate:>7.0} answered/s   p50 {:>6.2} ms   p99 {p99:>6.2} ms   cpu {cpu_us:>5.1} µs/answered   replies {replies} / answered {} (not 200: {failed})",
         p(0.5).as_secs_f64() * 1e3,
         latencies.len(),
     );
@@ -271,7 +301,7 @@ async fn round(name: &str, n: usize, base: &str, emu: &TailchatEmulator) -> (f64
         latencies.len(),
         "{name}: every answered callback, one reply"
     );
-    (rate, p99)
+    Round { rate, p99, cpu_us }
 }
 
 fn median(mut v: Vec<f64>) -> f64 {
@@ -361,19 +391,23 @@ async fn main() {
     for url in [&ceiling_base, &base] {
         load(&format!("{url}/tailchat?token={TOKEN}"), WARM_UP).await;
     }
+    let ceiling_pid = serve_pid(&ceiling);
     let (mut ceiling_rates, mut serve_rates, mut ratios, mut p99s) =
         (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    let (mut ceiling_cpu, mut serve_cpu) = (Vec::new(), Vec::new());
     for n in 1..=ROUNDS {
-        let (c, _) = round("ceiling", n, &ceiling_base, &emu).await;
-        let (r, p99) = round("serve", n, &base, &emu).await;
+        let c = round("ceiling", n, &ceiling_base, ceiling_pid, &emu).await;
+        let s = round("serve", n, &base, pid, &emu).await;
         println!(
             "          round {n}: serve / ceiling = {:.0} %",
-            100.0 * r / c
+            100.0 * s.rate / c.rate
         );
-        ceiling_rates.push(c);
-        serve_rates.push(r);
-        ratios.push(r / c);
-        p99s.push(p99);
+        ceiling_rates.push(c.rate);
+        serve_rates.push(s.rate);
+        ratios.push(s.rate / c.rate);
+        p99s.push(s.p99);
+        ceiling_cpu.push(c.cpu_us);
+        serve_cpu.push(s.cpu_us);
     }
     tokio::time::sleep(Duration::from_secs(2)).await;
     let idle_after = kib(pid, "VmRSS:");
@@ -386,6 +420,11 @@ async fn main() {
         median(serve_rates),
         100.0 * median(ratios),
         median(p99s),
+    );
+    let (ceiling_cpu, serve_cpu) = (median(ceiling_cpu), median(serve_cpu));
+    println!(
+        "CPU per answered callback (medians): ceiling {ceiling_cpu:.1} µs, serve {serve_cpu:.1} µs, ceiling / serve {:.0} %",
+        100.0 * ceiling_cpu / serve_cpu,
     );
     println!(
         "serve RSS: idle after start {:.1} MiB, idle after the load {:.1} MiB, peak {:.1} MiB",
