@@ -36,6 +36,9 @@ fn encode<T: Serialize + ?Sized>(value: &T) -> Result<String, BotError> {
 impl State {
     /// A state scope on `store` under partition `pk` (for tests and tools; bots use
     /// [`Ctx::chat_state`] and [`Ctx::user_state`]).
+    ///
+    /// [`Ctx::chat_state`]: super::Ctx::chat_state
+    /// [`Ctx::user_state`]: super::Ctx::user_state
     pub fn new(store: SharedStore, clock: SharedClock, pk: impl Into<String>) -> Self {
         Self {
             store,
