@@ -18,8 +18,9 @@
 //!   store: what the flow costs without durability.
 //!
 //! For both it reports the server's CPU time per answered callback (every thread, from
-//! `/proc/<pid>/task/*/schedstat`): on a shared machine the rates move with the neighbours, the
-//! CPU an event costs hardly does, so it is the figure to compare two builds by. For `serve` it
+//! `/proc/<pid>/task/*/schedstat`): on a shared machine the rates move with the neighbours and
+//! the CPU an event costs moves less (about ±10 % between sessions), so it is the figure to
+//! compare two builds by, alternated in one session. For `serve` it
 //! also reports its resident memory: idle after start, idle after the load, and the peak
 //! (`VmHWM`), started from a binary whose pages were dropped from the page cache (see
 //! `uncache`).
@@ -386,14 +387,14 @@ async fn main() {
     );
     wait_ready(&base).await;
     tokio::time::sleep(Duration::from_millis(500)).await;
-    let pid = serve_pid(&serve);
+    let pid = server_pid(&serve);
     println!("serve: {} (pid {pid})", bin.display());
     let idle_start = kib(pid, "VmRSS:");
 
     for url in [&ceiling_base, &base] {
         load(&format!("{url}/tailchat?token={TOKEN}"), WARM_UP).await;
     }
-    let ceiling_pid = serve_pid(&ceiling);
+    let ceiling_pid = server_pid(&ceiling);
     let (mut ceiling_rates, mut serve_rates, mut ratios, mut p99s) =
         (Vec::new(), Vec::new(), Vec::new(), Vec::new());
     let (mut ceiling_cpu, mut serve_cpu) = (Vec::new(), Vec::new());
@@ -448,7 +449,7 @@ fn uncache(path: &std::path::Path) {
 }
 
 /// The server's own pid: `taskset` execs it, so the child's pid is the server's.
-fn serve_pid(child: &tokio::process::Child) -> u32 {
+fn server_pid(child: &tokio::process::Child) -> u32 {
     child.id().unwrap()
 }
 
