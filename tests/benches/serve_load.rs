@@ -294,8 +294,9 @@ async fn round(name: &str, n: usize, base: &str, pid: u32, emu: &TailchatEmulato
     let p99 = p(0.99).as_secs_f64() * 1e3;
     let cpu_us = cpu as f64 / 1e3 / latencies.len().max(1) as f64;
     println!(
-        "{name:<8} round {n}: {rate:>7.0} answered/s   p50 {:>6.2} ms   p99 {p99:>6.2} ms   cpu {cpu_us:>5.1} µs/answered   replies {replies} / answered {} (not 200: {failed})",
+        "{name:<8} round {n}: {rate:>7.0} answered/s   p50 {:>6.2} ms   p99 {p99:>6.2} ms   max {:>6.1} ms   cpu {cpu_us:>5.1} µs/answered   replies {replies} / answered {} (not 200: {failed})",
         p(0.5).as_secs_f64() * 1e3,
+        p(1.0).as_secs_f64() * 1e3,
         latencies.len(),
     );
     assert_eq!(
