@@ -12,7 +12,8 @@
 //!
 //! Two servers, both on CPU 0 with rounds alternating between them, while this process runs on
 //! CPU 1 (where the machine has two and `taskset` exists):
-//! - `serve`: the release `hookline serve`, its embedded store in a folder on disk (fsync'd);
+//! - `serve`: the release `hookline serve`, its embedded store in a folder on disk (fsync'd;
+//!   `SERVE_LOAD_DATA_IN=<folder>` puts it elsewhere, e.g. on a tmpfs to leave the disk out);
 //! - `ceiling`: this binary re-run as a server (`--ceiling`) with the same Tailchat router, the
 //!   same echo bot, the same HTTP client, log line and serving stack, but an in-memory map for a
 //!   store: what the flow costs without durability.
@@ -358,8 +359,13 @@ async fn main() {
             ("PATH", std::env::var("PATH").unwrap_or_default()),
         ]
     };
-    // The store on disk, beside the build, so that its fsyncs are real.
-    let data = tempfile::tempdir_in(common::release_bin("hookline").parent().unwrap()).unwrap();
+    // The store on disk, beside the build, so that its fsyncs are real. SERVE_LOAD_DATA_IN:
+    // another folder to make it in, e.g. a tmpfs (`/dev/shm`), whose fsyncs cost nothing: what
+    // is left of the gap to the ceiling is then the store's code, not the disk.
+    let data_in = std::env::var_os("SERVE_LOAD_DATA_IN")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| common::release_bin("hookline").parent().unwrap().to_owned());
+    let data = tempfile::tempdir_in(&data_in).unwrap();
 
     // Both servers run for the whole bench (the idle one costs nothing) and the rounds
     // alternate, so that both see the same machine: on a shared 2-core machine the ceiling alone
@@ -389,7 +395,11 @@ async fn main() {
     wait_ready(&base).await;
     tokio::time::sleep(Duration::from_millis(500)).await;
     let pid = server_pid(&serve);
-    println!("serve: {} (pid {pid})", bin.display());
+    println!(
+        "serve: {} (pid {pid}), store in {}",
+        bin.display(),
+        data.path().display()
+    );
     let idle_start = kib(pid, "VmRSS:");
 
     for url in [&ceiling_base, &base] {
