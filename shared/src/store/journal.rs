@@ -36,10 +36,11 @@ pub const CAPACITY: u64 = 8 << 20;
 const FIRST_GROWTH: u64 = 64 * 1024;
 
 /// The committer checkpoints once this much of the journal is used (about 15,000 answered
-/// Tailchat events of changes: some 270 bytes each, their claim and completion). A checkpoint writes and syncs every page changed since the last one, the writes
-/// waiting meanwhile; under sustained load with random keys that is most of the tree whatever
-/// the interval, so checkpoints are rare and the interval long. After a crash, a full journal is
-/// replayed at open in one transaction.
+/// Tailchat events of changes: some 270 bytes each, their claim and completion). A checkpoint
+/// writes and syncs every page changed since the last one, the writes waiting meanwhile; under
+/// sustained load with random keys that is most of the tree whatever the interval, so
+/// checkpoints are rare and the interval long. After a crash, a full journal is replayed at open
+/// in one transaction.
 pub const CHECKPOINT_AT: u64 = CAPACITY / 2;
 
 const MAGIC: u32 = 0x314a_4c48; // "HLJ1"
