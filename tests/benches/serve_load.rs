@@ -365,7 +365,8 @@ async fn main() {
     let data_in = std::env::var_os("SERVE_LOAD_DATA_IN")
         .map(PathBuf::from)
         .unwrap_or_else(|| common::release_bin("hookline").parent().unwrap().to_owned());
-    let data = tempfile::tempdir_in(&data_in).unwrap();
+    let data = tempfile::tempdir_in(&data_in)
+        .unwrap_or_else(|e| panic!("cannot make the store in {}: {e}", data_in.display()));
 
     // Both servers run for the whole bench (the idle one costs nothing) and the rounds
     // alternate, so that both see the same machine: on a shared 2-core machine the ceiling alone
